@@ -1,0 +1,10 @@
+# Warnings are errors in our own code (never forced on code that consumes the package).
+function(cppfly_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+endfunction()
+
+# Our libraries' private parts: the internal headers (framework/src: logging) and spdlog/fmt.
+function(cppfly_internal target)
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/framework/src)
+  target_link_libraries(${target} PRIVATE spdlog::spdlog fmt::fmt)
+endfunction()

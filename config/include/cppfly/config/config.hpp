@@ -1,0 +1,75 @@
+// Config: the merged pyfly.yaml + profile file + environment, read as PyFly reads it.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cppfly/config/properties.hpp>
+
+namespace cppfly::config {
+
+/// Bad configuration. what() is one line: "<file>:<line>:<col>: <key>: <problem>; allowed: ...".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Where a value came from, for error messages.
+struct Origin {
+  std::string source;  ///< file path, or "environment variable NAME"
+  int line{0};         ///< 1-based; 0 when unknown
+  int column{0};       ///< 1-based; 0 when unknown
+  [[nodiscard]] std::string describe() const;  ///< "file:line:col" or "environment variable X"
+};
+
+/// One scalar setting, by its dotted key ("pyfly.messaging.provider").
+struct ConfigValue {
+  std::string value;
+  Origin origin;
+};
+
+/// How to find the files and which environment to read.
+struct LoadOptions {
+  std::string path{"pyfly.yaml"};        ///< base file; a missing default file means "all defaults"
+  bool path_given{false};                ///< true: a missing file is an error
+  std::optional<std::string> profile{};  ///< --profile; else PYFLY_PROFILES_ACTIVE; else pyfly.profiles.active
+  bool read_environment{true};           ///< apply PYFLY_* overrides
+  /// Environment to read (tests); empty and read_environment: the process environment.
+  std::optional<std::map<std::string, std::string>> environment{};
+};
+
+/// The merged settings. Scalars are kept flat under dotted keys; lists join with ",".
+class Config {
+ public:
+  /// Loads base file, the profile file(s) over it, then environment overrides; validates.
+  /// Throws ConfigError (one clear line) on any problem.
+  static Config load(const LoadOptions& options = {});
+  /// Parses YAML text as if it were the file `name` (tests, embedded configs). Validates.
+  static Config from_string(std::string_view yaml, std::string_view name = "<string>",
+                            const LoadOptions& options = {.read_environment = false});
+
+  [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  [[nodiscard]] const std::map<std::string, ConfigValue, std::less<>>& values() const noexcept { return values_; }
+  /// The profiles that were applied, in order.
+  [[nodiscard]] const std::vector<std::string>& active_profiles() const noexcept { return profiles_; }
+  /// The files that were read, in order.
+  [[nodiscard]] const std::vector<std::string>& sources() const noexcept { return sources_; }
+  /// Typed view of pyfly.messaging (validated at load).
+  [[nodiscard]] const MessagingProperties& messaging() const noexcept { return messaging_; }
+  /// Warnings found while loading (keys PyFly knows that cppfly ignores, ...).
+  [[nodiscard]] const std::vector<std::string>& warnings() const noexcept { return warnings_; }
+
+ private:
+  std::map<std::string, ConfigValue, std::less<>> values_;
+  std::vector<std::string> profiles_;
+  std::vector<std::string> sources_;
+  std::vector<std::string> warnings_;
+  MessagingProperties messaging_;
+  friend class ConfigBuilder;
+};
+
+}  // namespace cppfly::config

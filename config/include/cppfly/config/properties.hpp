@@ -1,0 +1,40 @@
+// Typed messaging properties (pyfly.messaging.*), with the defaults a service gets when a key is absent.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace cppfly::config {
+
+/// pyfly.messaging.provider
+enum class Provider { auto_detect, kafka, memory };
+
+[[nodiscard]] std::string_view to_string(Provider provider) noexcept;
+
+/// pyfly.messaging.kafka.*
+struct KafkaProperties {
+  std::string bootstrap_servers{"localhost:9092"};  ///< comma-separated; "embedded" starts a mock cluster
+  std::string client_id{"cppfly"};
+  int embedded_brokers{1};                           ///< brokers in the embedded mock cluster
+  std::string auto_offset_reset{"earliest"};         ///< earliest | latest (new groups only)
+  std::string acks{"all"};                           ///< all | 1 | 0 (passed to librdkafka)
+  bool enable_idempotence{true};
+  std::chrono::milliseconds commit_interval{1000};   ///< timer for committing stored offsets
+  std::chrono::milliseconds connect_timeout{10000};  ///< start(): report an unreachable cluster after this
+  std::chrono::milliseconds publish_timeout{30000};  ///< publish(): delivery report deadline (message.timeout.ms)
+  std::chrono::milliseconds reconnect_backoff_max{1000};  ///< reconnect.backoff.max.ms
+  std::map<std::string, std::string> properties{};   ///< passed to librdkafka unchanged (both clients)
+  std::map<std::string, std::string> producer_properties{};  ///< producer only
+  std::map<std::string, std::string> consumer_properties{};  ///< consumer only
+};
+
+/// pyfly.messaging.*
+struct MessagingProperties {
+  Provider provider{Provider::memory};
+  KafkaProperties kafka{};
+};
+
+}  // namespace cppfly::config
