@@ -1,0 +1,73 @@
+// KafkaAdapter: MessageBrokerPort on librdkafka (Apache Kafka, or an embedded mock cluster).
+//
+// Lifecycle
+//   construct  validates the configuration (a property librdkafka rejects throws
+//              config::ConfigError naming the pyfly key); for bootstrap-servers
+//              "embedded" it also starts the in-process mock cluster. No client
+//              connects yet.
+//   start()    creates the shared producer, checks that the cluster answers a metadata
+//              request within connect_timeout (else BrokerError), then starts one
+//              consumer per subscription. Idempotent.
+//   stop()     stops the consumers (each finishes its in-flight handler and commits),
+//              then flushes the producer within publish_timeout. Idempotent; start()
+//              may be called again afterwards.
+//
+// Delivery
+//   publish() returns after the delivery report (acks=all, idempotent by default).
+//   Consumers are at-least-once: an offset is stored only after its handler returned,
+//   and committed on a timer, on partition revoke and on stop.
+//   No group: a broadcast subscription (private group id, never committed) that sees
+//   every message published after subscribe() (or start(), for earlier subscriptions)
+//   returned. A group: each message goes to one member of the group.
+//
+// Threads
+//   publish/publish_async/subscribe may be called from any thread. Each subscription
+//   has its own poll thread; its handler runs there, so per-partition order holds.
+#pragma once
+
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <cppfly/config/properties.hpp>
+#include <cppfly/messaging/broker_port.hpp>
+
+namespace cppfly::kafka {
+
+class KafkaAdapter final : public messaging::MessageBrokerPort {
+ public:
+  /// Throws config::ConfigError when librdkafka refuses a property.
+  explicit KafkaAdapter(config::KafkaProperties properties);
+  /// stop()s, then shuts the embedded cluster down (if any).
+  ~KafkaAdapter() override;
+
+  KafkaAdapter(const KafkaAdapter&) = delete;
+  KafkaAdapter& operator=(const KafkaAdapter&) = delete;
+  KafkaAdapter(KafkaAdapter&&) = delete;
+  KafkaAdapter& operator=(KafkaAdapter&&) = delete;
+
+  /// Blocks until the delivery report; throws messaging::BrokerError (topic and reason)
+  /// on failure, or when the adapter is not started.
+  void publish(std::string_view topic, std::string_view value, messaging::PublishOptions options = {}) override;
+  /// Returns at once (unless the local queue is full: then it waits for room, at most
+  /// publish_timeout). Every error, "not started" included, is delivered through the future.
+  std::future<messaging::DeliveryResult> publish_async(std::string_view topic, std::string value,
+                                                       messaging::PublishOptions options = {}) override;
+  /// Before start(): recorded, started by start(). After start(): started at once.
+  void subscribe(std::string_view topic, messaging::MessageHandler handler,
+                 std::optional<std::string> group = {}) override;
+  /// Throws messaging::BrokerError when the cluster cannot be reached within connect_timeout.
+  void start() override;
+  void stop() override;
+
+  /// The effective bootstrap servers (for "embedded": the mock cluster's address).
+  [[nodiscard]] std::string bootstrap_servers() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cppfly::kafka

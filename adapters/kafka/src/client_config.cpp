@@ -1,0 +1,92 @@
+#include "client_config.hpp"
+
+#include <array>
+#include <map>
+
+#include <cppfly/config/config.hpp>
+
+namespace cppfly::kafka::detail {
+namespace {
+
+constexpr std::string_view kPrefix = "pyfly.messaging.kafka.";
+
+std::string key(std::string_view suffix) { return std::string(kPrefix) + std::string(suffix); }
+
+void set_all(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& properties,
+             std::string_view section) {
+  for (const auto& [name, value] : properties) {
+    set_property(conf, name, value, key(section) + "." + name);
+  }
+}
+
+std::string millis(std::chrono::milliseconds value) { return std::to_string(value.count()); }
+
+}  // namespace
+
+void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
+                  std::string_view pyfly_key) {
+  std::array<char, 512> reason{};
+  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), reason.data(), reason.size()) != RD_KAFKA_CONF_OK) {
+    throw config::ConfigError(std::string(pyfly_key) + ": librdkafka refused " + name + "=\"" + value +
+                              "\": " + reason.data());
+  }
+}
+
+ConfHandle make_client_conf(const config::KafkaProperties& properties, const std::string& bootstrap_servers,
+                            ClientKind kind) {
+  ConfHandle conf(rd_kafka_conf_new());
+  rd_kafka_conf_t* c = conf.get();
+
+  set_property(c, "bootstrap.servers", bootstrap_servers, key("bootstrap-servers"));
+  set_property(c, "client.id", properties.client_id, key("client-id"));
+  set_property(c, "reconnect.backoff.max.ms", millis(properties.reconnect_backoff_max), key("reconnect-backoff-max"));
+  if (properties.reconnect_backoff_max.count() < 100) {
+    // librdkafka refuses reconnect.backoff.ms (default 100) above the maximum.
+    set_property(c, "reconnect.backoff.ms", millis(properties.reconnect_backoff_max), key("reconnect-backoff-max"));
+  }
+
+  if (kind == ClientKind::producer) {
+    set_property(c, "acks", properties.acks, key("acks"));
+    set_property(c, "enable.idempotence", properties.enable_idempotence ? "true" : "false",
+                 key("enable-idempotence"));
+    set_property(c, "message.timeout.ms", millis(properties.publish_timeout), key("publish-timeout"));
+  } else {
+    set_property(c, "auto.offset.reset", properties.auto_offset_reset, key("auto-offset-reset"));
+    set_property(c, "auto.commit.interval.ms", millis(properties.commit_interval), key("commit-interval"));
+    // Offsets are stored by the adapter after the handler returned; librdkafka's timer
+    // commits what was stored (at-least-once).
+    set_property(c, "enable.auto.commit", "true", key("commit-interval"));
+    set_property(c, "enable.auto.offset.store", "false", key("commit-interval"));
+    // Eager assignors: librdkafka 2.0.2 can lose an assignment when offsets are committed
+    // during a cooperative rebalance (librdkafka issue 4059).
+    set_property(c, "partition.assignment.strategy", "range,roundrobin", key("consumer-properties"));
+    // Like the Java consumer (and Spring): subscribing to a topic may create it when the
+    // broker allows it (auto.create.topics.enable). librdkafka's consumer default is false.
+    set_property(c, "allow.auto.create.topics", "true", key("consumer-properties"));
+  }
+
+  set_all(c, properties.properties, "properties");
+  if (kind == ClientKind::producer) {
+    set_all(c, properties.producer_properties, "producer-properties");
+  } else {
+    set_all(c, properties.consumer_properties, "consumer-properties");
+  }
+  return conf;
+}
+
+void make_broadcast(rd_kafka_conf_t* conf, const std::string& group_id) {
+  set_property(conf, "group.id", group_id, "group");
+  // A broadcast subscription is private to this process: it never commits, so nothing
+  // is left behind on the cluster but an empty group that expires.
+  set_property(conf, "enable.auto.commit", "false", "group");
+  set_property(conf, "auto.offset.reset", "latest", "group");
+}
+
+std::string get_property(const rd_kafka_conf_t* conf, const char* name) {
+  std::array<char, 1024> value{};
+  std::size_t size = value.size();
+  if (rd_kafka_conf_get(conf, name, value.data(), &size) != RD_KAFKA_CONF_OK) return {};
+  return std::string(value.data());
+}
+
+}  // namespace cppfly::kafka::detail

@@ -1,0 +1,34 @@
+// KafkaProperties → rd_kafka_conf_t. Internal.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <cppfly/config/properties.hpp>
+
+#include "handles.hpp"
+
+namespace cppfly::kafka::detail {
+
+enum class ClientKind { producer, consumer };
+
+/// Sets one librdkafka property; throws config::ConfigError naming `pyfly_key` and
+/// librdkafka's reason when librdkafka refuses it.
+void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
+                  std::string_view pyfly_key);
+
+/// The configuration of one client: the typed settings first, then `properties`, then
+/// `producer_properties` or `consumer_properties` (each passed to librdkafka unchanged,
+/// so a user's property wins over a typed default). Callbacks are not installed here.
+/// Throws config::ConfigError.
+[[nodiscard]] ConfHandle make_client_conf(const config::KafkaProperties& properties,
+                                          const std::string& bootstrap_servers, ClientKind kind);
+
+/// Applies what every broadcast (group-less) consumer needs on top of the consumer
+/// configuration: its private group id, no commits, latest as the fallback reset.
+void make_broadcast(rd_kafka_conf_t* conf, const std::string& group_id);
+
+/// The value of a property in `conf` ("" when unset or unknown).
+[[nodiscard]] std::string get_property(const rd_kafka_conf_t* conf, const char* name);
+
+}  // namespace cppfly::kafka::detail

@@ -1,0 +1,82 @@
+#include "client_context.hpp"
+
+#include <cppfly/detail/log.hpp>
+
+namespace cppfly::kafka::detail {
+namespace {
+
+// librdkafka calls these from its own threads: nothing may escape.
+
+void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* text) noexcept {
+  try {
+    // syslog levels: 0..2 emerg/alert/crit, 3 err, 4 warning, 5 notice, 6 info, 7 debug.
+    // librdkafka reports transient connection failures at 3; it retries them itself.
+    spdlog::level::level_enum mapped = spdlog::level::debug;
+    if (level <= 2) {
+      mapped = spdlog::level::err;
+    } else if (level <= 4) {
+      mapped = spdlog::level::warn;
+    } else if (level <= 6) {
+      mapped = spdlog::level::info;
+    }
+    auto& logger = cppfly::detail::log();
+    if (!logger.should_log(mapped)) return;
+    const char* name = rk != nullptr ? rd_kafka_name(rk) : "rdkafka";
+    logger.log(mapped, "librdkafka {} {}: {}", name, facility != nullptr ? facility : "-",
+               text != nullptr ? text : "");
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a log line is not worth a crash
+  }
+}
+
+void on_error(rd_kafka_t* rk, int error, const char* reason, void* opaque) noexcept {
+  try {
+    const auto code = static_cast<rd_kafka_resp_err_t>(error);
+    std::string text = reason != nullptr ? reason : rd_kafka_err2str(code);
+    auto* context = static_cast<ClientContext*>(opaque);
+    const std::string who = context != nullptr ? context->description() : std::string(rd_kafka_name(rk));
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+      char fatal[512] = {};
+      const auto original = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+      text = std::string("fatal error ") + rd_kafka_err2name(original) + ": " + fatal;
+      cppfly::detail::log().error("kafka {}: {}; this client can no longer be used", who, text);
+    } else if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+      cppfly::detail::log().warn("kafka {}: {} (librdkafka keeps retrying)", who, text);
+    } else {
+      // Transient: librdkafka already logged it and retries.
+      cppfly::detail::log().debug("kafka {}: {}", who, text);
+    }
+    if (context != nullptr) context->record_error(std::move(text));
+  } catch (...) {  // NOLINT(bugprone-empty-catch)
+  }
+}
+
+}  // namespace
+
+std::string ClientContext::last_error() const {
+  const std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
+void ClientContext::record_error(std::string error) {
+  const std::lock_guard lock(mutex_);
+  last_error_ = std::move(error);
+}
+
+void ClientContext::clear_error() {
+  const std::lock_guard lock(mutex_);
+  last_error_.clear();
+}
+
+ClientContext* ClientContext::of(const rd_kafka_t* rk) noexcept {
+  return rk != nullptr ? static_cast<ClientContext*>(rd_kafka_opaque(rk)) : nullptr;
+}
+
+void install_log_callback(rd_kafka_conf_t* conf) noexcept { rd_kafka_conf_set_log_cb(conf, &on_log); }
+
+void install_context(rd_kafka_conf_t* conf, ClientContext* context) noexcept {
+  install_log_callback(conf);
+  rd_kafka_conf_set_error_cb(conf, &on_error);
+  rd_kafka_conf_set_opaque(conf, context);
+}
+
+}  // namespace cppfly::kafka::detail

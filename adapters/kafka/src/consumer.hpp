@@ -1,0 +1,86 @@
+// One subscription's consumer: a librdkafka high-level consumer and its poll thread,
+// on which the handler runs. Internal.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <cppfly/messaging/broker_port.hpp>
+
+#include "client_context.hpp"
+#include "handles.hpp"
+
+namespace cppfly::kafka::detail {
+
+/// What subscribe() recorded.
+struct Subscription {
+  std::string topic;
+  messaging::MessageHandler handler;
+  std::optional<std::string> group;  ///< none: broadcast
+};
+
+class Consumer final : public ClientContext {
+ public:
+  /// `conf` is the consumer configuration (make_client_conf); the group (or the broadcast
+  /// settings) and the callbacks are added here. `cluster_timeout` bounds every blocking
+  /// exchange with the cluster (start offsets, commits, leaving the group).
+  Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle conf,
+           std::chrono::milliseconds cluster_timeout);
+  /// request_stop() + join().
+  ~Consumer() override;
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  /// Creates the client, subscribes and starts the poll thread. A broadcast consumer
+  /// first records where each partition ends, so it sees everything published after
+  /// start() returned. Throws config::ConfigError / messaging::BrokerError. Does nothing
+  /// when request_stop() came first.
+  void start();
+  /// Asks the poll thread to stop after its in-flight handler. Does not wait.
+  void request_stop() noexcept;
+  /// Waits until the poll thread has committed, left the group and the client is destroyed.
+  void join() noexcept;
+
+  [[nodiscard]] const Subscription& subscription() const noexcept { return *subscription_; }
+  [[nodiscard]] bool broadcast() const noexcept { return !subscription_->group.has_value(); }
+  [[nodiscard]] const std::string& group_id() const noexcept { return group_id_; }
+
+ private:
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                           void* opaque) noexcept;
+  void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  void record_start_offsets();
+  [[nodiscard]] std::int64_t broadcast_position(std::int32_t partition) const;
+  void run() noexcept;
+  void dispatch(const rd_kafka_message_t& record);
+  void report(const rd_kafka_message_t& record);
+  /// Commits the stored offsets, waiting at most cluster_timeout_.
+  void commit_stored(const char* why);
+  void close_client() noexcept;
+
+  std::shared_ptr<const Subscription> subscription_;
+  std::string group_id_;
+  std::chrono::milliseconds cluster_timeout_;
+  ConfHandle conf_;  ///< until start() hands it to rd_kafka_new
+
+  // Broadcast positions (touched only by start(), then by the poll thread).
+  enum class StartMode { recorded, from_beginning, latest };
+  StartMode start_mode_{StartMode::latest};
+  std::map<std::int32_t, std::int64_t> start_offsets_;  ///< partition → end offset at start()
+  std::map<std::int32_t, std::int64_t> next_offsets_;   ///< partition → offset after the last handled record
+
+  std::mutex lifecycle_;
+  std::atomic<bool> stop_requested_{false};
+  bool started_{false};
+  std::thread poller_;
+  KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)
+};
+
+}  // namespace cppfly::kafka::detail

@@ -1,0 +1,208 @@
+// KafkaAdapter: lifecycle and the port's five methods, on top of Producer, Consumer and
+// EmbeddedCluster.
+#include <cppfly/kafka/kafka_adapter.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+#include <vector>
+
+#include <cppfly/config/config.hpp>
+#include <cppfly/detail/log.hpp>
+
+#include "client_config.hpp"
+#include "cluster_probe.hpp"
+#include "consumer.hpp"
+#include "handles.hpp"
+#include "mock_cluster.hpp"
+#include "producer.hpp"
+
+namespace cppfly::kafka {
+
+using messaging::BrokerError;
+using messaging::DeliveryResult;
+
+struct KafkaAdapter::Impl {
+  enum class State { created, started, stopping, stopped };
+
+  explicit Impl(config::KafkaProperties given) : properties(std::move(given)) {}
+
+  config::KafkaProperties properties;
+  std::unique_ptr<detail::EmbeddedCluster> embedded;  ///< first member: destroyed last
+  std::string servers;
+  detail::ConfHandle producer_conf;  ///< validated at construction; each client gets a copy
+  detail::ConfHandle consumer_conf;
+
+  std::mutex lifecycle;  ///< serialises start() and stop()
+
+  std::mutex state_mutex;  ///< guards state, subscriptions, consumers
+  State state{State::created};
+  std::vector<std::shared_ptr<const detail::Subscription>> subscriptions;
+  std::vector<std::shared_ptr<detail::Consumer>> consumers;
+
+  std::mutex producer_mutex;
+  std::shared_ptr<detail::Producer> producer;
+
+  [[nodiscard]] std::shared_ptr<detail::Producer> current_producer() {
+    const std::lock_guard lock(producer_mutex);
+    return producer;
+  }
+
+  /// Embedded cluster: topics are created (with a fixed partition count) on first use.
+  void prepare_topic(std::string_view topic) {
+    if (embedded) embedded->ensure_topic(topic);
+  }
+
+  [[nodiscard]] std::shared_ptr<detail::Consumer> make_consumer(std::shared_ptr<const detail::Subscription> s) const {
+    return std::make_shared<detail::Consumer>(std::move(s), detail::duplicate(consumer_conf.get()),
+                                              properties.connect_timeout);
+  }
+
+  void stop_locked() {
+    std::vector<std::shared_ptr<detail::Consumer>> stopping;
+    {
+      const std::lock_guard lock(state_mutex);
+      if (state != State::started) return;
+      state = State::stopping;
+      stopping.swap(consumers);
+    }
+    // Consumers first (their handlers may still publish), all at once, then the producer.
+    for (const auto& consumer : stopping) consumer->request_stop();
+    for (const auto& consumer : stopping) consumer->join();
+    stopping.clear();
+    std::shared_ptr<detail::Producer> closing;
+    {
+      const std::lock_guard lock(producer_mutex);
+      closing.swap(producer);
+    }
+    if (closing) closing->close(properties.publish_timeout);
+    {
+      const std::lock_guard lock(state_mutex);
+      state = State::stopped;
+    }
+    cppfly::detail::log().info("kafka: adapter stopped ({})", servers);
+  }
+};
+
+KafkaAdapter::KafkaAdapter(config::KafkaProperties properties)
+    : impl_(std::make_unique<Impl>(std::move(properties))) {
+  auto& p = impl_->properties;
+  // Validate everything before anything starts: a refused property throws ConfigError here.
+  impl_->producer_conf = detail::make_client_conf(p, p.bootstrap_servers, detail::ClientKind::producer);
+  impl_->consumer_conf = detail::make_client_conf(p, p.bootstrap_servers, detail::ClientKind::consumer);
+  impl_->servers = p.bootstrap_servers;
+  if (p.bootstrap_servers == "embedded") {
+    impl_->embedded = std::make_unique<detail::EmbeddedCluster>(p.embedded_brokers);
+    impl_->servers = impl_->embedded->bootstrap_servers();
+    for (auto* conf : {impl_->producer_conf.get(), impl_->consumer_conf.get()}) {
+      detail::set_property(conf, "bootstrap.servers", impl_->servers, "pyfly.messaging.kafka.bootstrap-servers");
+    }
+  }
+}
+
+KafkaAdapter::~KafkaAdapter() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    cppfly::detail::log().error("kafka: error while stopping the adapter: {}", e.what());
+  } catch (...) {
+    cppfly::detail::log().error("kafka: unknown error while stopping the adapter");
+  }
+}
+
+std::string KafkaAdapter::bootstrap_servers() const { return impl_->servers; }
+
+void KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
+  auto producer = impl_->current_producer();
+  if (!producer) {
+    throw BrokerError("cannot publish to '" + std::string(topic) +
+                      "': the Kafka adapter is not started (call start() first)");
+  }
+  impl_->prepare_topic(topic);
+  auto delivery = producer->send(topic, value, options);
+  (void)producer->await(delivery, topic);
+}
+
+std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, std::string value,
+                                                        messaging::PublishOptions options) {
+  try {
+    auto producer = impl_->current_producer();
+    if (!producer) {
+      throw BrokerError("cannot publish to '" + std::string(topic) +
+                        "': the Kafka adapter is not started (call start() first)");
+    }
+    impl_->prepare_topic(topic);
+    return producer->send(topic, value, options);
+  } catch (...) {
+    std::promise<DeliveryResult> failed;
+    failed.set_exception(std::current_exception());
+    return failed.get_future();
+  }
+}
+
+void KafkaAdapter::subscribe(std::string_view topic, messaging::MessageHandler handler,
+                             std::optional<std::string> group) {
+  if (topic.empty()) throw BrokerError("cannot subscribe: the topic name is empty");
+  if (!handler) throw BrokerError("cannot subscribe to '" + std::string(topic) + "': the handler is empty");
+  if (group && group->empty()) group.reset();  // "" means no group, as in PyFly
+  impl_->prepare_topic(topic);
+
+  auto subscription = std::make_shared<const detail::Subscription>(
+      detail::Subscription{std::string(topic), std::move(handler), std::move(group)});
+  std::shared_ptr<detail::Consumer> consumer;
+  {
+    const std::lock_guard lock(impl_->state_mutex);
+    if (impl_->state == Impl::State::started) {
+      consumer = impl_->make_consumer(subscription);
+      impl_->consumers.push_back(consumer);  // a concurrent stop() stops it too
+    }
+    impl_->subscriptions.push_back(subscription);
+  }
+  if (!consumer) return;  // started by start()
+  try {
+    consumer->start();
+  } catch (...) {
+    const std::lock_guard lock(impl_->state_mutex);
+    std::erase(impl_->consumers, consumer);
+    std::erase(impl_->subscriptions, subscription);
+    throw;
+  }
+}
+
+void KafkaAdapter::start() {
+  const std::lock_guard lifecycle(impl_->lifecycle);
+  {
+    const std::lock_guard lock(impl_->state_mutex);
+    if (impl_->state == Impl::State::started) return;
+  }
+  const auto& p = impl_->properties;
+  auto producer = std::make_shared<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
+  detail::await_cluster(producer->handle(), *producer, impl_->servers, p.connect_timeout);
+  {
+    const std::lock_guard lock(impl_->producer_mutex);
+    impl_->producer = std::move(producer);
+  }
+  std::vector<std::shared_ptr<detail::Consumer>> starting;
+  try {
+    {
+      const std::lock_guard lock(impl_->state_mutex);
+      impl_->state = Impl::State::started;
+      for (const auto& subscription : impl_->subscriptions) {
+        impl_->consumers.push_back(impl_->make_consumer(subscription));
+      }
+      starting = impl_->consumers;
+    }
+    for (const auto& consumer : starting) consumer->start();
+  } catch (...) {
+    impl_->stop_locked();
+    throw;
+  }
+  cppfly::detail::log().info("kafka: adapter started ({}, {} subscription(s))", impl_->servers, starting.size());
+}
+
+void KafkaAdapter::stop() {
+  const std::lock_guard lifecycle(impl_->lifecycle);
+  impl_->stop_locked();
+}
+
+}  // namespace cppfly::kafka

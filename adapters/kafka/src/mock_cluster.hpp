@@ -1,0 +1,46 @@
+// The embedded Kafka: librdkafka's in-process mock cluster. Development and tests only.
+// Internal.
+#pragma once
+
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "handles.hpp"
+
+typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;  // NOLINT: librdkafka's own name
+
+namespace cppfly::kafka::detail {
+
+class EmbeddedCluster {
+ public:
+  /// Partitions of a topic the adapter creates on the mock cluster.
+  static constexpr int kTopicPartitions = 3;
+
+  /// Starts `brokers` mock brokers listening on 127.0.0.1 (random ports). Throws
+  /// messaging::BrokerError when librdkafka cannot start them.
+  explicit EmbeddedCluster(int brokers);
+  ~EmbeddedCluster();
+  EmbeddedCluster(const EmbeddedCluster&) = delete;
+  EmbeddedCluster& operator=(const EmbeddedCluster&) = delete;
+
+  /// "127.0.0.1:port,..."
+  [[nodiscard]] const std::string& bootstrap_servers() const noexcept { return bootstraps_; }
+
+  /// Creates `topic` with kTopicPartitions partitions unless it exists. The mock cluster's
+  /// own auto-creation (on a producer's metadata request) would give it 4 partitions,
+  /// and a consumer subscribing first would see "unknown topic": creating it up front
+  /// makes both paths behave the same. Thread-safe; cheap after the first call.
+  void ensure_topic(std::string_view topic);
+
+ private:
+  KafkaHandle owner_;  ///< the rd_kafka_t librdkafka needs to run the mock cluster on
+  rd_kafka_mock_cluster_t* cluster_{nullptr};
+  std::string bootstraps_;
+  int brokers_{1};
+  std::mutex mutex_;
+  std::set<std::string, std::less<>> topics_;
+};
+
+}  // namespace cppfly::kafka::detail

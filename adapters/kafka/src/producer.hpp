@@ -1,0 +1,66 @@
+// The adapter's one shared producer: librdkafka producer + a poll thread serving
+// delivery reports. Internal.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <cppfly/messaging/message.hpp>
+
+#include "client_context.hpp"
+#include "handles.hpp"
+
+namespace cppfly::kafka::detail {
+
+class Producer final : public ClientContext {
+ public:
+  /// Creates the librdkafka producer from `conf` (callbacks are installed here) and starts
+  /// its poll thread. Throws config::ConfigError when librdkafka refuses the configuration.
+  Producer(ConfHandle conf, std::chrono::milliseconds publish_timeout);
+  /// close()s.
+  ~Producer() override;
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  /// Enqueues one record; the future is fulfilled from the delivery report. A full local
+  /// queue is back-pressure: waits for room up to publish_timeout. Throws
+  /// messaging::BrokerError when the record cannot be enqueued (or after close()).
+  [[nodiscard]] std::future<messaging::DeliveryResult> send(std::string_view topic, std::string_view value,
+                                                            const messaging::PublishOptions& options);
+
+  /// Waits for a delivery report: the result, or messaging::BrokerError (failure, or no
+  /// report within publish_timeout plus a grace period).
+  [[nodiscard]] messaging::DeliveryResult await(std::future<messaging::DeliveryResult>& delivery,
+                                                std::string_view topic) const;
+
+  /// Refuses new records, flushes within `flush_timeout`, fails (and logs) whatever was not
+  /// delivered by then, stops the poll thread and destroys the client. Idempotent.
+  void close(std::chrono::milliseconds flush_timeout) noexcept;
+
+  /// The librdkafka handle (metadata requests, tests). Valid until close().
+  [[nodiscard]] rd_kafka_t* handle() const noexcept { return rk_.get(); }
+
+  [[nodiscard]] std::chrono::milliseconds publish_timeout() const noexcept { return publish_timeout_; }
+
+ private:
+  struct Delivery;
+  static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque) noexcept;
+  void poll_loop() noexcept;
+
+  std::chrono::milliseconds publish_timeout_;
+  std::atomic<bool> polling_{true};
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  bool closed_{false};
+  int sending_{0};  ///< send() calls inside rd_kafka_producev (close waits for them)
+  std::thread poller_;
+  KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)
+};
+
+}  // namespace cppfly::kafka::detail
