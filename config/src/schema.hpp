@@ -1,0 +1,52 @@
+// The pyfly.messaging schema: which keys exist, what they hold, and how they are typed (private).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cppfly/config/config.hpp>
+
+#include "yaml_reader.hpp"
+
+namespace cppfly::config::detail {
+
+using ValueMap = std::map<std::string, ConfigValue, std::less<>>;
+
+inline constexpr std::string_view kMessagingPrefix = "pyfly.messaging";
+inline constexpr std::string_view kProfilesKey = "pyfly.profiles.active";
+inline constexpr std::string_view kRabbitWarning =
+    "pyfly.messaging.rabbitmq is PyFly's RabbitMQ adapter; cppfly ignores it";
+
+/// Full dotted names of every scalar key cppfly knows under pyfly.messaging, in schema order.
+const std::vector<std::string>& known_scalar_keys();
+
+/// The pass-through maps, by full dotted name (pyfly.messaging.kafka.properties, ...).
+const std::vector<std::string>& passthrough_keys();
+
+/// Checks the shape of one file's entries under pyfly.messaging: unknown keys (with a suggestion),
+/// a map where a value is expected and a value where a map is expected. Adds warnings for keys
+/// PyFly knows that cppfly ignores. Throws ConfigError on the first problem.
+void check_structure(const std::vector<Entry>& entries, std::vector<std::string>& warnings);
+
+/// Types the merged values into MessagingProperties. Throws ConfigError naming origin, key and value.
+MessagingProperties build_messaging(const ValueMap& values);
+
+/// Result of reading a duration ("250ms", "2s", "1m", "1500").
+struct DurationParse {
+  enum class Status { ok, syntax, fractional, not_positive, too_large } status{Status::syntax};
+  std::chrono::milliseconds value{0};
+};
+DurationParse parse_duration(std::string_view text);
+
+/// true/false/yes/no/on/off, any case.
+std::optional<bool> parse_bool(std::string_view text);
+
+/// Optimal-string-alignment edit distance, case-insensitive.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+}  // namespace cppfly::config::detail
