@@ -1,1 +1,248 @@
-// placeholder
+#include <cppfly/application.hpp>
+#include <cppfly/messaging/broker_factory.hpp>
+#include <cppfly/messaging/dead_letter.hpp>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "cppfly/detail/log.hpp"
+
+namespace cppfly {
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_config = 2;
+constexpr int exit_broker = 3;
+
+constexpr std::string_view usage =
+    "usage: %s [--config PATH] [--profile NAME[,NAME...]]\n"
+    "  --config PATH    the PyFly-style YAML file (default ./pyfly.yaml)\n"
+    "  --profile NAME   layer pyfly-NAME.yaml over it (also PYFLY_PROFILES_ACTIVE)\n";
+
+/// Blocks SIGINT/SIGTERM in the calling thread (so in every thread it starts later) and turns them
+/// into Application::request_stop() on a thread of its own.
+class StopSignals {
+ public:
+  explicit StopSignals(Application& app) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+    waiter_ = std::thread([this, &app] {
+      int signal = 0;
+      if (sigwait(&set_, &signal) == 0 && !released_) {
+        detail::log().info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+      }
+      app.request_stop();
+    });
+  }
+  ~StopSignals() {
+    released_ = true;
+    pthread_kill(waiter_.native_handle(), SIGTERM);  // wakes sigwait if no signal came
+    waiter_.join();
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  sigset_t set_{};
+  sigset_t previous_{};
+  std::atomic<bool> released_{false};
+  std::thread waiter_;
+};
+
+int fail(int code, std::string_view reason) {
+  std::fprintf(stderr, "cppfly: %.*s\n", static_cast<int>(reason.size()), reason.data());
+  return code;
+}
+
+}  // namespace
+
+config::LoadOptions Application::parse_arguments(int argc, char** argv) {
+  config::LoadOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    auto value_of = [&](std::string_view flag) -> std::optional<std::string> {
+      if (arg == flag) {
+        if (i + 1 >= argc) throw config::ConfigError(fmt::format("{} needs a value", flag));
+        return std::string(argv[++i]);
+      }
+      if (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '=')
+        return std::string(arg.substr(flag.size() + 1));
+      return std::nullopt;
+    };
+    if (auto path = value_of("--config")) {
+      options.path = *path;
+      options.path_given = true;
+    } else if (auto profile = value_of("--profile")) {
+      options.profile = *profile;
+    } else {
+      throw config::ConfigError(fmt::format("unknown argument '{}' (allowed: --config PATH, --profile NAME)", arg));
+    }
+  }
+  return options;
+}
+
+int Application::run(int argc, char** argv) noexcept {
+  try {
+    for (int i = 1; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+        std::printf(usage.data(), argc > 0 ? argv[0] : "service");
+        return exit_ok;
+      }
+    }
+    std::optional<config::Config> config;
+    try {
+      config = config::Config::load(parse_arguments(argc, argv));
+    } catch (const config::ConfigError& e) {
+      return fail(exit_config, e.what());
+    }
+    Application app(std::move(*config));
+    StopSignals signals(app);
+    try {
+      app.start();
+    } catch (const config::ConfigError& e) {
+      app.stop();
+      return fail(exit_config, e.what());
+    } catch (const messaging::BrokerError& e) {
+      app.stop();
+      return fail(exit_broker, e.what());
+    } catch (const std::exception& e) {
+      app.stop();
+      return fail(exit_failure, e.what());
+    }
+    app.wait();
+    app.stop();
+    return exit_ok;
+  } catch (const std::exception& e) {
+    return fail(exit_failure, e.what());
+  } catch (...) {
+    return fail(exit_failure, "unknown error");
+  }
+}
+
+Application::Application(config::Config config, messaging::ListenerRegistry& registry)
+    : config_(std::move(config)), registry_(registry) {}
+
+Application::~Application() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    detail::log().error("stop failed: {}", e.what());
+  } catch (...) {
+    detail::log().error("stop failed");
+  }
+}
+
+void Application::bind_instance(std::type_index type, void* instance) {
+  if (running_) throw ApplicationError("bind() must come before start()");
+  instances_.insert_or_assign(type, instance);
+}
+
+void Application::use_broker(std::unique_ptr<messaging::MessageBrokerPort> broker) {
+  if (running_) throw ApplicationError("use_broker() must come before start()");
+  broker_ = std::move(broker);
+}
+
+messaging::MessageBrokerPort& Application::broker() {
+  if (!broker_) broker_ = messaging::BrokerFactory::with_builtin_adapters().create(config_.messaging());
+  return *broker_;
+}
+
+void Application::bind_listeners() {
+  std::vector<std::string> problems = registry_.problems();
+  // Member listeners need an instance: one the caller bound, or a CPPFLY_SERVICE the application owns.
+  for (const auto& listener : registry_.listeners()) {
+    if (!listener.is_member() || instances_.contains(listener.owner)) continue;
+    auto service = std::find_if(registry_.services().begin(), registry_.services().end(),
+                                [&](const auto& s) { return s.type == listener.owner; });
+    if (service == registry_.services().end()) {
+      problems.push_back(fmt::format("listener '{}' ({}:{}) needs an instance of {}: call app.bind(instance) before "
+                                     "start(), or declare CPPFLY_SERVICE({})",
+                                     listener.name, listener.location.file, listener.location.line,
+                                     listener.owner_name, listener.owner_name));
+      continue;
+    }
+    owned_services_.push_back(service->create());
+    instances_.emplace(listener.owner, owned_services_.back().get());
+  }
+  if (!problems.empty()) throw ApplicationError(fmt::format("{}", fmt::join(problems, "; ")));
+
+  auto& port = broker();
+  for (const auto& listener : registry_.listeners()) {
+    const auto& options = listener.options;
+    void* instance = listener.is_member() ? instances_.at(listener.owner) : nullptr;
+    messaging::FailurePolicy policy{
+        .retry = {.retries = options.retries, .delay = options.retry_delay, .backoff = options.backoff},
+        .dead_letter_topic = options.dead_letter_topic,
+        .listener_name = listener.name};
+    auto handler = messaging::with_failure_policy(listener.make_handler(instance), std::move(policy), port);
+    std::optional<std::string> group;
+    if (!options.group_id.empty()) group = options.group_id;
+    for (const auto& topic : options.all_topics()) {
+      for (int member = 0; member < options.concurrency; ++member) port.subscribe(topic, handler, group);
+    }
+  }
+  detail::log().info("{} listener(s) bound", registry_.listeners().size());
+  for (const auto& line : registry_.describe()) detail::log().info("  {}", line);
+}
+
+void Application::run_hooks(messaging::HookPhase phase) {
+  for (const auto& hook : registry_.hooks()) {
+    if (hook.phase != phase) continue;
+    if (phase == messaging::HookPhase::after_start) {
+      hook.run(*this);  // a failing start hook fails start()
+      continue;
+    }
+    try {
+      hook.run(*this);
+    } catch (const std::exception& e) {
+      detail::log().error("before-stop hook '{}' failed: {}", hook.name, e.what());
+    }
+  }
+}
+
+void Application::start() {
+  if (running_) return;
+  for (const auto& warning : config_.warnings()) detail::log().warn("config: {}", warning);
+  bind_listeners();
+  broker().start();
+  running_ = true;
+  stopped_ = false;
+  run_hooks(messaging::HookPhase::after_start);
+}
+
+void Application::stop() {
+  if (!running_ || stopped_) return;
+  stopped_ = true;
+  run_hooks(messaging::HookPhase::before_stop);
+  broker_->stop();
+  running_ = false;
+  detail::log().info("stopped");
+}
+
+void Application::request_stop() noexcept {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stop_requested_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+void Application::wait() {
+  std::unique_lock lock(stop_mutex_);
+  stop_cv_.wait(lock, [this] { return stop_requested_; });
+}
+
+}  // namespace cppfly

@@ -40,10 +40,10 @@ class Headers {
 
 /// What a handler sees: the record as it came from the broker.
 struct Message {
-  std::string topic;
-  std::string value;  ///< raw bytes; JSON helpers in json_codec.hpp
-  std::optional<std::string> key;
-  Headers headers;
+  std::string topic{};
+  std::string value{};  ///< raw bytes; JSON helpers in json_codec.hpp
+  std::optional<std::string> key{};
+  Headers headers{};
   // Adapter metadata where known (-1 / unset when not).
   std::int32_t partition{-1};
   std::int64_t offset{-1};
@@ -59,7 +59,7 @@ struct PublishOptions {
 
 /// Where a published record landed.
 struct DeliveryResult {
-  std::string topic;
+  std::string topic{};
   std::int32_t partition{-1};
   std::int64_t offset{-1};
 };

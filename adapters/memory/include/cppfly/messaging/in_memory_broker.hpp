@@ -1,0 +1,57 @@
+// InMemoryMessageBroker: the port in process memory, for unit tests and local runs.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cppfly/messaging/broker_port.hpp>
+
+namespace cppfly::messaging {
+
+struct InMemoryBrokerOptions {
+  bool record_published{true};  ///< keep a copy of every published message for published()
+};
+
+/// PyFly's semantics: no group → every subscriber gets every message; a group → one member per
+/// message (round-robin), each group its own copy. Handlers run inline in publish(), so tests are
+/// deterministic; an exception a handler lets out (retries exhausted, no dead-letter topic) comes
+/// out of publish(). Thread-safe: publish and subscribe from any thread, handlers included.
+class InMemoryMessageBroker final : public MessageBrokerPort {
+ public:
+  explicit InMemoryMessageBroker(InMemoryBrokerOptions options = {});
+  ~InMemoryMessageBroker() override;
+
+  /// Delivers to the subscribers before it returns; refused (BrokerError) unless started.
+  void publish(std::string_view topic, std::string_view value, PublishOptions options = {}) override;
+  std::future<DeliveryResult> publish_async(std::string_view topic, std::string value,
+                                            PublishOptions options = {}) override;
+  void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) override;
+  void start() override;
+  void stop() override;
+
+  [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+  /// Every message published so far (when record_published), in publish order.
+  [[nodiscard]] std::vector<Message> published() const;
+  /// The messages published to one topic.
+  [[nodiscard]] std::vector<Message> published(std::string_view topic) const;
+  void clear_published();
+
+ private:
+  struct Routes;
+  struct Topic;
+  DeliveryResult deliver(std::string_view topic, std::string value, PublishOptions options);
+  std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
+
+  InMemoryBrokerOptions options_;
+  std::atomic<bool> running_{false};
+  mutable std::mutex routes_mutex_;
+  std::shared_ptr<const Routes> routes_;  // copy-on-write: publish reads a snapshot, subscribe swaps
+  mutable std::mutex record_mutex_;
+  std::vector<Message> record_;
+};
+
+}  // namespace cppfly::messaging

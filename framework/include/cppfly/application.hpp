@@ -1,0 +1,79 @@
+// Application: load config, build the broker, bind listeners, start, wait for SIGINT/SIGTERM, stop.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <typeindex>
+#include <unordered_map>
+#include <vector>
+
+#include <cppfly/config/config.hpp>
+#include <cppfly/messaging/broker_port.hpp>
+#include <cppfly/messaging/listener_registry.hpp>
+
+namespace cppfly {
+
+/// A problem that keeps the application from starting (bad registrations, unbound services, ...).
+class ApplicationError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Application {
+ public:
+  /// The whole lifecycle for main(): --config PATH, --profile NAME. Returns the exit code:
+  /// 0 after a clean stop; 2 bad usage or config; 3 the broker could not start; 1 anything else.
+  static int run(int argc, char** argv) noexcept;
+
+  /// Parses --config / --profile and loads the configuration (throws config::ConfigError).
+  static config::LoadOptions parse_arguments(int argc, char** argv);
+
+  explicit Application(config::Config config,
+                       messaging::ListenerRegistry& registry = messaging::ListenerRegistry::global());
+  ~Application();
+  Application(const Application&) = delete;
+  Application& operator=(const Application&) = delete;
+
+  /// Binds the member listeners of T to an instance the caller owns (call before start()).
+  template <class T>
+  void bind(T& instance) {
+    bind_instance(typeid(T), &instance);
+  }
+  /// Uses this broker instead of the configured one (call before start()).
+  void use_broker(std::unique_ptr<messaging::MessageBrokerPort> broker);
+
+  /// Builds the broker (if not given), binds every listener, starts the broker, runs the after-start hooks.
+  void start();
+  /// Runs the before-stop hooks and stops the broker (flushes, commits). Idempotent.
+  void stop();
+  /// Asks wait() to return; safe from any thread, hooks and handlers included.
+  void request_stop() noexcept;
+  /// Blocks until request_stop() (Application::run also maps SIGINT/SIGTERM to it).
+  void wait();
+
+  /// The broker (built from the config on first use).
+  [[nodiscard]] messaging::MessageBrokerPort& broker();
+  [[nodiscard]] const config::Config& config() const noexcept { return config_; }
+  [[nodiscard]] bool running() const noexcept { return running_; }
+
+ private:
+  void bind_instance(std::type_index type, void* instance);
+  void bind_listeners();
+  void run_hooks(messaging::HookPhase phase);
+
+  config::Config config_;
+  messaging::ListenerRegistry& registry_;
+  std::unique_ptr<messaging::MessageBrokerPort> broker_;
+  std::unordered_map<std::type_index, void*> instances_;
+  std::vector<std::shared_ptr<void>> owned_services_;
+  bool running_{false};
+  bool stopped_{false};
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stop_requested_{false};
+};
+
+}  // namespace cppfly

@@ -1,0 +1,28 @@
+// ListenerOptions: what a listener macro's braces hold (topic, group, retries, dead-letter topic, ...).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <cppfly/messaging/retry_policy.hpp>
+
+namespace cppfly::messaging {
+
+/// Options of one listener. Designated initializers must follow this declaration order:
+/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency.
+struct ListenerOptions {
+  std::string topic{};                        ///< one topic (or use `topics`, or both)
+  std::vector<std::string> topics{};          ///< several topics
+  std::string group_id{};                     ///< empty: broadcast (every such listener gets every message)
+  int retries{0};                             ///< retries after the first failed attempt
+  std::chrono::milliseconds retry_delay{1000};///< attempt N waits retry_delay × N (linear)
+  Backoff backoff{Backoff::linear};           ///< or Backoff::exponential: retry_delay × 2^(N-1)
+  std::string dead_letter_topic{};            ///< where exhausted / undecodable messages go
+  int concurrency{1};                         ///< members of the group this listener runs (needs group_id)
+
+  /// `topic` and `topics` together, without duplicates, in order.
+  [[nodiscard]] std::vector<std::string> all_topics() const;
+};
+
+}  // namespace cppfly::messaging
