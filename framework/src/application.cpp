@@ -124,7 +124,7 @@ int Application::run(int argc, char** argv) noexcept {
     }
     app.wait();
     app.stop();
-    return exit_ok;
+    return app.exit_code();
   } catch (const std::exception& e) {
     return fail(exit_failure, e.what());
   } catch (...) {
@@ -232,12 +232,18 @@ void Application::stop() {
   detail::log().info("stopped");
 }
 
-void Application::request_stop() noexcept {
+void Application::request_stop(int exit_code) noexcept {
   {
     std::lock_guard lock(stop_mutex_);
+    if (!stop_requested_) exit_code_ = exit_code;
     stop_requested_ = true;
   }
   stop_cv_.notify_all();
+}
+
+int Application::exit_code() const noexcept {
+  std::lock_guard lock(stop_mutex_);
+  return exit_code_;
 }
 
 void Application::wait() {

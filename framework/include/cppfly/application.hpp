@@ -49,8 +49,9 @@ class Application {
   void start();
   /// Runs the before-stop hooks and stops the broker (flushes, commits). Idempotent.
   void stop();
-  /// Asks wait() to return; safe from any thread, hooks and handlers included.
-  void request_stop() noexcept;
+  /// Asks wait() to return; safe from any thread, hooks and handlers included. Application::run
+  /// then stops and returns `exit_code` (a service that finished its work may end itself this way).
+  void request_stop(int exit_code = 0) noexcept;
   /// Blocks until request_stop() (Application::run also maps SIGINT/SIGTERM to it).
   void wait();
 
@@ -58,6 +59,8 @@ class Application {
   [[nodiscard]] messaging::MessageBrokerPort& broker();
   [[nodiscard]] const config::Config& config() const noexcept { return config_; }
   [[nodiscard]] bool running() const noexcept { return running_; }
+  /// The code given to request_stop() (0 when stopped by a signal).
+  [[nodiscard]] int exit_code() const noexcept;
 
  private:
   void bind_instance(std::type_index type, void* instance);
@@ -71,9 +74,10 @@ class Application {
   std::vector<std::shared_ptr<void>> owned_services_;
   bool running_{false};
   bool stopped_{false};
-  std::mutex stop_mutex_;
+  mutable std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
   bool stop_requested_{false};
+  int exit_code_{0};
 };
 
 }  // namespace cppfly
