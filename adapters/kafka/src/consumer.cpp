@@ -205,8 +205,9 @@ void Consumer::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_
   }
 }
 
-void Consumer::commit_stored(const char* why) {
-  if (broadcast()) return;  // broadcast subscriptions never commit
+bool Consumer::commit_stored(const char* why) {
+  if (broadcast()) return true;  // broadcast subscriptions never commit
+  if (coordinator_lost_) return false;
   auto& log = cppfly::detail::log();
   const QueueHandle queue(rd_kafka_queue_new(rk_.get()));
   auto err = rd_kafka_commit_queue(rk_.get(), nullptr, queue.get(), nullptr, nullptr);
@@ -226,6 +227,7 @@ void Consumer::commit_stored(const char* why) {
   } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
     // nothing new since the last commit
   } else if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+    coordinator_lost_ = stop_requested_.load();
     log.warn("kafka: {}: committing offsets ({}) took longer than {} ms; records handled since the last commit "
              "may be delivered again",
              description(), why, cluster_timeout_.count());
@@ -234,6 +236,7 @@ void Consumer::commit_stored(const char* why) {
              "delivered again",
              description(), why, rd_kafka_err2str(err));
   }
+  return err != RD_KAFKA_RESP_ERR__TIMED_OUT;
 }
 
 void Consumer::run() noexcept {
@@ -330,11 +333,11 @@ void Consumer::report(const rd_kafka_message_t& record) {
 void Consumer::close_client() noexcept {
   try {
     auto& log = cppfly::detail::log();
-    commit_stored("stop");
+    const bool reachable = commit_stored("stop");
     // Leave the group within a bound: rd_kafka_consumer_close() may block for up to
     // session.timeout.ms when the coordinator is gone.
     bool closed = false;
-    {
+    if (reachable) {
       // The queue must be gone before the client is destroyed.
       const QueueHandle queue(rd_kafka_queue_new(rk_.get()));
       const ErrorHandle error(rd_kafka_consumer_close_queue(rk_.get(), queue.get()));
@@ -351,8 +354,11 @@ void Consumer::close_client() noexcept {
     if (closed) {
       rk_.reset();
     } else {
-      log.warn("kafka: {}: did not leave its group within {} ms; closing anyway", description(),
-               cluster_timeout_.count());
+      // librdkafka still waits for the commits it has queued to time out (at most
+      // session.timeout.ms after they were made) before the client is gone.
+      log.warn("kafka: {}: the group coordinator does not answer; closing without leaving the group "
+               "(librdkafka may take up to session.timeout.ms to give up its pending commits)",
+               description());
       rd_kafka_destroy_flags(rk_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     log.info("kafka: {} stopped", description());

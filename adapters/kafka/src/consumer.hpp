@@ -61,8 +61,9 @@ class Consumer final : public ClientContext {
   void run() noexcept;
   void dispatch(const rd_kafka_message_t& record);
   void report(const rd_kafka_message_t& record);
-  /// Commits the stored offsets, waiting at most cluster_timeout_.
-  void commit_stored(const char* why);
+  /// Commits the stored offsets, waiting at most cluster_timeout_. False when the commit
+  /// did not complete in time (the coordinator is unreachable).
+  bool commit_stored(const char* why);
   void close_client() noexcept;
 
   std::shared_ptr<const Subscription> subscription_;
@@ -79,6 +80,7 @@ class Consumer final : public ClientContext {
   std::mutex lifecycle_;
   std::atomic<bool> stop_requested_{false};
   bool started_{false};
+  bool coordinator_lost_{false};  ///< a commit timed out: skip further waits while stopping
   std::thread poller_;
   KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)
 };

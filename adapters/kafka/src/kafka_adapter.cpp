@@ -97,6 +97,18 @@ KafkaAdapter::KafkaAdapter(config::KafkaProperties properties)
     for (auto* conf : {impl_->producer_conf.get(), impl_->consumer_conf.get()}) {
       detail::set_property(conf, "bootstrap.servers", impl_->servers, "pyfly.messaging.kafka.bootstrap-servers");
     }
+    // librdkafka 2.0.2's mock coordinator holds a JoinGroup for a whole session timeout
+    // after the group's last member left (45 s by default): restarting a service on the
+    // embedded cluster would stall that long. 6 s is real Kafka's minimum.
+    const auto user_set = [&p](const std::string& name) {
+      return p.properties.contains(name) || p.consumer_properties.contains(name);
+    };
+    if (!user_set("session.timeout.ms")) {
+      detail::set_property(impl_->consumer_conf.get(), "session.timeout.ms", "6000", "embedded");
+      if (!user_set("heartbeat.interval.ms")) {
+        detail::set_property(impl_->consumer_conf.get(), "heartbeat.interval.ms", "1500", "embedded");
+      }
+    }
   }
 }
 

@@ -62,7 +62,8 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
       delivery->promise.set_value(DeliveryResult{delivery->topic, message->partition, message->offset});
       return;
     }
-    std::string reason = rd_kafka_message_errstr(message);
+    // Not rd_kafka_message_errstr(): for a delivery report, payload is the record's value.
+    std::string reason = rd_kafka_err2str(message->err);
     auto* self = static_cast<Producer*>(ClientContext::of(rk));
     if (message->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && self != nullptr) {
       reason += " after " + std::to_string(self->publish_timeout_.count()) + " ms";

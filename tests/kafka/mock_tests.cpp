@@ -1,0 +1,299 @@
+// The Kafka adapter against librdkafka's in-process mock cluster: always available.
+#include <atomic>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include <cppfly/config/config.hpp>
+
+#include "scenarios.hpp"
+
+using namespace cppfly;
+using namespace cppfly::kafka;
+using namespace cppfly::kafka::test;
+using messaging::BrokerError;
+using messaging::PublishOptions;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::chrono::milliseconds elapsed_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+}  // namespace
+
+TEST_CASE("mock: round trip keeps key, headers, partition, offset and timestamp", "[kafka][mock]") {
+  MockCluster cluster;
+  round_trip_scenario(cluster);
+}
+
+TEST_CASE("mock: two groups each get every message", "[kafka][mock]") {
+  MockCluster cluster;
+  two_groups_scenario(cluster);
+}
+
+TEST_CASE("mock: two members of one group split the partitions", "[kafka][mock]") {
+  MockCluster cluster;
+  group_split_scenario(cluster);
+}
+
+TEST_CASE("mock: subscribe after start", "[kafka][mock]") {
+  MockCluster cluster;
+  subscribe_after_start_scenario(cluster);
+}
+
+TEST_CASE("mock: stop, then a new adapter on the same group loses and redelivers nothing", "[kafka][mock]") {
+  MockCluster cluster;
+  stop_restart_scenario(cluster);
+}
+
+TEST_CASE("mock: a throwing handler does not stop the consumer", "[kafka][mock]") {
+  MockCluster cluster;
+  faulting_handler_scenario(cluster);
+}
+
+TEST_CASE("mock: broadcast subscriptions each get every message", "[kafka][mock]") {
+  MockCluster cluster;
+  broadcast_scenario(cluster);
+}
+
+TEST_CASE("embedded: bootstrap-servers 'embedded' runs an in-process cluster", "[kafka][embedded]") {
+  auto properties = test_properties("embedded");
+  Inbox inbox;
+  KafkaAdapter adapter(properties);
+  const auto servers = adapter.bootstrap_servers();
+  CHECK_THAT(servers, Catch::Matchers::StartsWith("127.0.0.1:"));
+
+  // Subscribing before any record exists: the embedded cluster creates the topic.
+  const auto topic = unique_name("embedded");
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  CHECK(partition_count(servers, topic) == 3);
+  adapter.publish(topic, "hello", PublishOptions{.key = "k"});
+  REQUIRE(inbox.wait_for_count(1));
+  CHECK(inbox.messages()[0].value == "hello");
+  CHECK(inbox.messages()[0].key == std::optional<std::string>("k"));
+
+  // Topics first named by publish() get the same partition count.
+  const auto other = unique_name("embedded-publish");
+  adapter.publish(other, "x");
+  CHECK(partition_count(servers, other) == 3);
+
+  // Another adapter can use the embedded cluster through its address.
+  Inbox remote;
+  KafkaAdapter client(test_properties(servers));
+  client.subscribe(topic, remote.handler(), unique_name("remote"));
+  client.start();
+  REQUIRE(remote.wait_for_values({"hello"}));
+  client.stop();
+  adapter.stop();
+}
+
+TEST_CASE("embedded: publish_async futures hold partition and offset", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  const auto topic = unique_name("async");
+  adapter.start();
+  std::vector<std::future<messaging::DeliveryResult>> futures;
+  for (int i = 0; i < 30; ++i) {
+    futures.push_back(adapter.publish_async(topic, "v" + std::to_string(i), PublishOptions{.partition = i % 3}));
+  }
+  std::map<std::int32_t, std::vector<std::int64_t>> offsets;
+  for (auto& future : futures) {
+    REQUIRE(future.wait_for(kWait) == std::future_status::ready);
+    const auto result = future.get();
+    CHECK(result.topic == topic);
+    offsets[result.partition].push_back(result.offset);
+  }
+  REQUIRE(offsets.size() == 3);
+  for (const auto& [partition, list] : offsets) {
+    INFO("partition " << partition);
+    CHECK(list == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  }
+  adapter.stop();
+}
+
+TEST_CASE("embedded: a full local queue is back-pressure, not loss", "[kafka][embedded]") {
+  auto properties = test_properties("embedded");
+  properties.producer_properties["queue.buffering.max.messages"] = "2";
+  KafkaAdapter adapter(properties);
+  const auto topic = unique_name("pressure");
+  Inbox inbox;
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  std::vector<std::future<messaging::DeliveryResult>> futures;
+  for (int i = 0; i < 200; ++i) futures.push_back(adapter.publish_async(topic, "m" + std::to_string(i)));
+  for (auto& future : futures) {
+    REQUIRE(future.wait_for(kWait) == std::future_status::ready);
+    CHECK_NOTHROW(future.get());
+  }
+  REQUIRE(inbox.wait_for_count(200));
+  adapter.stop();
+}
+
+TEST_CASE("embedded: publish from many threads", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  const auto topic = unique_name("threads");
+  Inbox inbox;
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        try {
+          adapter.publish(topic, std::to_string(t) + "-" + std::to_string(i));
+        } catch (...) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(failures == 0);
+  REQUIRE(inbox.wait_for_count(100));
+  auto values = inbox.values();
+  std::sort(values.begin(), values.end());
+  CHECK(std::unique(values.begin(), values.end()) == values.end());
+  adapter.stop();
+}
+
+TEST_CASE("embedded: publish before start() is refused", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  CHECK_THROWS_MATCHES(adapter.publish("t", "v"), BrokerError, Catch::Matchers::Message(
+                                                                   "cannot publish to 't': the Kafka adapter is not "
+                                                                   "started (call start() first)"));
+  auto future = adapter.publish_async("t", "v");
+  REQUIRE(future.wait_for(0s) == std::future_status::ready);
+  CHECK_THROWS_AS(future.get(), BrokerError);
+}
+
+TEST_CASE("embedded: stop is idempotent and the adapter can start again", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  const auto topic = unique_name("again");
+  Inbox inbox;
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.stop();  // before start: nothing to do
+  adapter.start();
+  adapter.start();  // idempotent
+  adapter.publish(topic, "one");
+  REQUIRE(inbox.wait_for_values({"one"}));
+  adapter.stop();
+  adapter.stop();
+  CHECK_THROWS_AS(adapter.publish(topic, "refused"), BrokerError);
+  adapter.start();
+  adapter.publish(topic, "two");
+  REQUIRE(inbox.wait_for_values({"two"}));
+  CHECK(inbox.values() == std::vector<std::string>{"one", "two"});
+  // The destructor stops a started adapter.
+}
+
+TEST_CASE("unreachable broker: start() fails within connect-timeout", "[kafka][fault]") {
+  auto properties = test_properties("127.0.0.1:1");
+  properties.connect_timeout = 2s;
+  KafkaAdapter adapter(properties);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    adapter.start();
+    FAIL("start() succeeded against 127.0.0.1:1");
+  } catch (const BrokerError& e) {
+    const auto took = elapsed_since(start);
+    INFO(e.what());
+    CHECK_THAT(e.what(), Contains("cannot reach Kafka at 127.0.0.1:1 within 2000 ms"));
+    CHECK(took >= 1900ms);
+    CHECK(took < 5s);
+  }
+  CHECK_THROWS_WITH(adapter.publish("t", "v"), Contains("not started"));
+  adapter.stop();
+}
+
+TEST_CASE("a broker that dies: publish fails within publish-timeout", "[kafka][fault]") {
+  MockCluster cluster;
+  const auto topic = unique_name("dying");
+  cluster.create_topic(topic, 3);
+  auto properties = cluster.properties();
+  properties.publish_timeout = 3s;
+  KafkaAdapter adapter(properties);
+  adapter.start();
+  adapter.publish(topic, "while-alive");
+
+  cluster.all_brokers_down();
+  auto start = std::chrono::steady_clock::now();
+  try {
+    adapter.publish(topic, "after-death");
+    FAIL("publish succeeded with every broker down");
+  } catch (const BrokerError& e) {
+    INFO(e.what());
+    CHECK_THAT(e.what(), Contains("publish to '" + topic + "' failed"));
+    CHECK_THAT(e.what(), Contains("timed out"));
+    CHECK(elapsed_since(start) < 3s + 2s);
+  }
+
+  start = std::chrono::steady_clock::now();
+  auto future = adapter.publish_async(topic, "async-after-death");
+  REQUIRE(future.wait_for(10s) == std::future_status::ready);
+  CHECK_THROWS_AS(future.get(), BrokerError);
+  CHECK(elapsed_since(start) < 3s + 2s);
+
+  start = std::chrono::steady_clock::now();
+  adapter.stop();  // nothing queued: quick even with the cluster gone
+  CHECK(elapsed_since(start) < 5s);
+}
+
+TEST_CASE("a consumer whose broker dies still stops within a bound", "[kafka][fault]") {
+  MockCluster cluster;
+  const auto topic = unique_name("orphan");
+  cluster.create_topic(topic, 3);
+  auto properties = cluster.properties();
+  properties.connect_timeout = 3s;
+  properties.publish_timeout = 3s;
+  Inbox inbox;
+  KafkaAdapter adapter(properties);
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  adapter.publish(topic, "one");
+  REQUIRE(inbox.wait_for_count(1));
+  cluster.all_brokers_down();
+  const auto start = std::chrono::steady_clock::now();
+  adapter.stop();
+  // The stop commit gives up after connect-timeout; librdkafka then still waits for its
+  // queued commits, at most session.timeout.ms (6 s here).
+  CHECK(elapsed_since(start) < 3s + 6s + 3s);
+}
+
+TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kafka][config]") {
+  SECTION("properties") {
+    auto properties = test_properties("embedded");
+    properties.properties["no.such.property"] = "1";
+    CHECK_THROWS_MATCHES(KafkaAdapter(properties), config::ConfigError,
+                         Catch::Matchers::Predicate<config::ConfigError>([](const config::ConfigError& e) {
+                           const std::string what = e.what();
+                           return what.starts_with("pyfly.messaging.kafka.properties.no.such.property: ") &&
+                                  what.find("No such configuration property") != std::string::npos;
+                         }));
+  }
+  SECTION("producer-properties") {
+    auto properties = test_properties("127.0.0.1:9092");
+    properties.producer_properties["linger.ms"] = "soon";
+    CHECK_THROWS_WITH(KafkaAdapter(properties),
+                      Catch::Matchers::StartsWith("pyfly.messaging.kafka.producer-properties.linger.ms: "));
+  }
+  SECTION("consumer-properties") {
+    auto properties = test_properties("127.0.0.1:9092");
+    properties.consumer_properties["session.timeout.ms"] = "-5";
+    CHECK_THROWS_WITH(KafkaAdapter(properties),
+                      Catch::Matchers::StartsWith("pyfly.messaging.kafka.consumer-properties.session.timeout.ms: "));
+  }
+  SECTION("a typed setting") {
+    auto properties = test_properties("127.0.0.1:9092");
+    properties.acks = "most";
+    CHECK_THROWS_WITH(KafkaAdapter(properties), Catch::Matchers::StartsWith("pyfly.messaging.kafka.acks: "));
+  }
+  SECTION("a combination refused when the producer is created") {
+    auto properties = test_properties("127.0.0.1:9092");
+    properties.acks = "1";  // idempotence (the default) needs acks=all
+    KafkaAdapter adapter(properties);
+    CHECK_THROWS_AS(adapter.start(), config::ConfigError);
+  }
+}

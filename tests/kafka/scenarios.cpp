@@ -1,0 +1,296 @@
+#include "scenarios.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <catch2/catch.hpp>
+
+namespace cppfly::kafka::test {
+namespace {
+
+using messaging::Headers;
+using messaging::PublishOptions;
+
+std::vector<std::string> sorted(std::vector<std::string> values) {
+  std::sort(values.begin(), values.end());
+  return values;
+}
+
+std::vector<std::string> numbered(const std::string& prefix, int count) {
+  std::vector<std::string> values;
+  for (int i = 0; i < count; ++i) values.push_back(prefix + std::to_string(i));
+  return values;
+}
+
+void publish_all(KafkaAdapter& adapter, const std::string& topic, const std::vector<std::string>& values) {
+  for (const auto& value : values) adapter.publish(topic, value, PublishOptions{.key = "key-" + value});
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void round_trip_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("round-trip");
+  cluster.create_topic(topic, 3);
+  Inbox inbox;
+  KafkaAdapter adapter(cluster.properties());
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+
+  const Headers headers{{"content-type", "application/json"}, {"trace", "abc"}, {"trace", "def"}};
+  const auto before = now_ms();
+  adapter.publish(topic, R"({"id":1})", PublishOptions{.key = "order-1", .headers = headers, .partition = 1});
+  const std::string binary("bin\0ary\xff", 8);
+  adapter.publish(topic, binary, PublishOptions{.partition = 1});
+  const auto after = now_ms();
+
+  INFO("received so far: " << inbox.size());
+  REQUIRE(inbox.wait_for_count(2));
+  const auto messages = inbox.messages();
+  REQUIRE(messages.size() == 2);
+
+  const auto& first = messages[0];
+  CHECK(first.topic == topic);
+  CHECK(first.value == R"({"id":1})");
+  REQUIRE(first.key.has_value());
+  CHECK(*first.key == "order-1");
+  CHECK(first.headers == headers);
+  CHECK(first.headers.get("trace") == std::optional<std::string_view>("def"));
+  CHECK(first.partition == 1);
+  CHECK(first.offset == 0);
+  CHECK(first.timestamp_ms >= before - 1000);
+  CHECK(first.timestamp_ms <= after + 1000);
+
+  const auto& second = messages[1];
+  CHECK(second.value == binary);
+  CHECK_FALSE(second.key.has_value());
+  CHECK(second.headers.empty());
+  CHECK(second.partition == 1);
+  CHECK(second.offset == 1);
+  adapter.stop();
+}
+
+void two_groups_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("two-groups");
+  cluster.create_topic(topic, 3);
+  Inbox billing;
+  Inbox shipping;
+  KafkaAdapter adapter(cluster.properties());
+  adapter.subscribe(topic, billing.handler(), unique_name("billing"));
+  adapter.subscribe(topic, shipping.handler(), unique_name("shipping"));
+  adapter.start();
+
+  const auto values = numbered("order-", 30);
+  publish_all(adapter, topic, values);
+  const auto sentinels = publish_sentinels(adapter, topic, "end", 3);
+
+  REQUIRE(billing.wait_for_values(sentinels));
+  REQUIRE(shipping.wait_for_values(sentinels));
+  CHECK(sorted(payloads(billing)) == sorted(values));
+  CHECK(sorted(payloads(shipping)) == sorted(values));
+  adapter.stop();
+}
+
+void group_split_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("split");
+  constexpr int kPartitions = 4;
+  cluster.create_topic(topic, kPartitions);
+  const auto group = unique_name("workers");
+
+  Inbox first;
+  Inbox second;
+  Inbox both;
+  auto tee = [&both](const Inbox& own) {
+    return [mine = own.handler(), all = both.handler()](const messaging::Message& message) {
+      mine(message);
+      all(message);
+    };
+  };
+  KafkaAdapter publisher(cluster.properties());
+  KafkaAdapter member_a(cluster.properties());
+  KafkaAdapter member_b(cluster.properties());
+  member_a.subscribe(topic, tee(first), group);
+  member_b.subscribe(topic, tee(second), group);
+  publisher.start();
+  member_a.start();
+  member_b.start();
+
+  // Until the group has settled with both members, one member may get everything: publish
+  // a record to every partition each round until both have received something.
+  std::vector<std::string> published;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  int round = 0;
+  while (first.size() == 0 || second.size() == 0) {
+    INFO("first " << first.size() << ", second " << second.size() << " after " << round << " rounds");
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    for (int p = 0; p < kPartitions; ++p) {
+      const auto value = "warmup-" + std::to_string(round) + "-" + std::to_string(p);
+      publisher.publish(topic, value, PublishOptions{.partition = p});
+      published.push_back(value);
+    }
+    ++round;
+    (void)both.wait_for_count(published.size(), 2s);
+  }
+
+  const auto first_before = first.size();
+  const auto second_before = second.size();
+  std::vector<std::string> batch;
+  for (int i = 0; i < 40; ++i) {
+    const auto value = "work-" + std::to_string(i);
+    publisher.publish(topic, value, PublishOptions{.partition = i % kPartitions});
+    batch.push_back(value);
+    published.push_back(value);
+  }
+  const auto sentinels = publish_sentinels(publisher, topic, "end", kPartitions);
+  REQUIRE(both.wait_for_values(sentinels));
+
+  // Together: every record exactly once.
+  CHECK(sorted(payloads(both)) == sorted(published));
+  // Split: after settling, the members own disjoint partitions that cover the topic.
+  std::set<std::int32_t> owned_a;
+  std::set<std::int32_t> owned_b;
+  const auto a = first.messages();
+  const auto b = second.messages();
+  for (std::size_t i = first_before; i < a.size(); ++i) owned_a.insert(a[i].partition);
+  for (std::size_t i = second_before; i < b.size(); ++i) owned_b.insert(b[i].partition);
+  INFO("member a owns " << owned_a.size() << " partitions, member b " << owned_b.size());
+  CHECK_FALSE(owned_a.empty());
+  CHECK_FALSE(owned_b.empty());
+  std::vector<std::int32_t> common;
+  std::set_intersection(owned_a.begin(), owned_a.end(), owned_b.begin(), owned_b.end(), std::back_inserter(common));
+  CHECK(common.empty());
+  CHECK(owned_a.size() + owned_b.size() == static_cast<std::size_t>(kPartitions));
+
+  member_a.stop();
+  member_b.stop();
+  publisher.stop();
+}
+
+void subscribe_after_start_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("late");
+  cluster.create_topic(topic, 3);
+  KafkaAdapter adapter(cluster.properties());
+  adapter.start();
+  adapter.publish(topic, "early");
+
+  Inbox group_inbox;
+  Inbox broadcast_inbox;
+  adapter.subscribe(topic, group_inbox.handler(), unique_name("late-group"));
+  adapter.subscribe(topic, broadcast_inbox.handler());
+  adapter.publish(topic, "late");
+  const auto sentinels = publish_sentinels(adapter, topic, "end", 3);
+
+  REQUIRE(group_inbox.wait_for_values(sentinels));
+  REQUIRE(broadcast_inbox.wait_for_values(sentinels));
+  // A new group starts at auto-offset-reset (earliest): the topic's whole content.
+  CHECK(sorted(payloads(group_inbox)) == std::vector<std::string>{"early", "late"});
+  // A broadcast subscription sees what was published after subscribe() returned.
+  CHECK(payloads(broadcast_inbox) == std::vector<std::string>{"late"});
+  adapter.stop();
+}
+
+void stop_restart_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("restart");
+  cluster.create_topic(topic, 3);
+  const auto group = unique_name("restart-group");
+  KafkaAdapter publisher(cluster.properties());
+  publisher.start();
+
+  Inbox before_stop;
+  const auto first_batch = numbered("first-", 20);
+  {
+    KafkaAdapter consumer(cluster.properties());
+    consumer.subscribe(topic, before_stop.handler(), group);
+    consumer.start();
+    publish_all(publisher, topic, first_batch);
+    REQUIRE(before_stop.wait_for_count(first_batch.size()));
+    consumer.stop();
+  }
+  CHECK(sorted(before_stop.values()) == sorted(first_batch));
+
+  const auto second_batch = numbered("second-", 20);
+  publish_all(publisher, topic, second_batch);
+
+  Inbox after_restart;
+  KafkaAdapter consumer(cluster.properties());
+  consumer.subscribe(topic, after_restart.handler(), group);
+  consumer.start();
+  const auto sentinels = publish_sentinels(publisher, topic, "end", 3);
+  REQUIRE(after_restart.wait_for_values(sentinels));
+  // Nothing lost (all of the second batch), nothing redelivered (none of the first).
+  CHECK(sorted(payloads(after_restart)) == sorted(second_batch));
+  CHECK(before_stop.size() == first_batch.size());
+  consumer.stop();
+  publisher.stop();
+}
+
+void faulting_handler_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("faulty");
+  cluster.create_topic(topic, 3);
+  const auto group = unique_name("faulty-group");
+  KafkaAdapter publisher(cluster.properties());
+  publisher.start();
+
+  Inbox inbox;
+  {
+    KafkaAdapter consumer(cluster.properties());
+    consumer.subscribe(topic,
+                       inbox.handler([](const messaging::Message& message) {
+                         if (message.value == "boom") throw std::runtime_error("handler failed on purpose");
+                         if (message.value == "weird") throw 42;  // not a std::exception
+                       }),
+                       group);
+    consumer.start();
+    for (const auto* value : {"boom", "ok-1", "weird", "ok-2"}) {
+      publisher.publish(topic, value, PublishOptions{.partition = 0});
+    }
+    REQUIRE(inbox.wait_for_values({"ok-1", "ok-2"}));
+    CHECK(inbox.values() == std::vector<std::string>{"boom", "ok-1", "weird", "ok-2"});
+    consumer.stop();
+  }
+
+  // The failed records count as handled: a new member of the group does not get them again.
+  Inbox later;
+  KafkaAdapter consumer(cluster.properties());
+  consumer.subscribe(topic, later.handler(), group);
+  consumer.start();
+  const auto sentinels = publish_sentinels(publisher, topic, "end", 3);
+  REQUIRE(later.wait_for_values(sentinels));
+  CHECK(payloads(later).empty());
+  consumer.stop();
+  publisher.stop();
+}
+
+void broadcast_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("broadcast");
+  cluster.create_topic(topic, 3);
+  KafkaAdapter publisher(cluster.properties());
+  publisher.start();
+  publisher.publish(topic, "before-anyone-listened");
+
+  Inbox first;
+  Inbox second;
+  KafkaAdapter a(cluster.properties());
+  KafkaAdapter b(cluster.properties());
+  a.subscribe(topic, first.handler());
+  b.subscribe(topic, second.handler());
+  a.start();  // subscriptions made before start() begin at start()
+  b.start();
+
+  const auto values = numbered("news-", 15);
+  publish_all(publisher, topic, values);
+  const auto sentinels = publish_sentinels(publisher, topic, "end", 3);
+  REQUIRE(first.wait_for_values(sentinels));
+  REQUIRE(second.wait_for_values(sentinels));
+  CHECK(sorted(payloads(first)) == sorted(values));
+  CHECK(sorted(payloads(second)) == sorted(values));
+  a.stop();
+  b.stop();
+  publisher.stop();
+}
+
+}  // namespace cppfly::kafka::test
