@@ -279,6 +279,12 @@ MessagingProperties build_messaging(const ValueMap& values) {
     if (!parsed) bad_value("pyfly.messaging.kafka.enable-idempotence", *v, "allowed: true, false, yes, no, on, off");
     kafka.enable_idempotence = *parsed;
   }
+  if (kafka.enable_idempotence && kafka.acks != "all" && kafka.acks != "-1") {
+    // librdkafka refuses this pair only when the producer is created; refuse it before anything starts.
+    const auto* v = find(values, "pyfly.messaging.kafka.acks");
+    bad_value("pyfly.messaging.kafka.acks", *v,
+              "allowed with enable-idempotence: true (the default): all, -1; set enable-idempotence: false for 0 or 1");
+  }
   const std::array<std::pair<std::string_view, std::chrono::milliseconds*>, 4> durations{{
       {"pyfly.messaging.kafka.commit-interval", &kafka.commit_interval},
       {"pyfly.messaging.kafka.connect-timeout", &kafka.connect_timeout},

@@ -155,8 +155,30 @@ void Application::use_broker(std::unique_ptr<messaging::MessageBrokerPort> broke
   broker_ = std::move(broker);
 }
 
+config::ConfigError Application::located(const config::ConfigError& error) const {
+  const auto& values = config_.values();
+  if (error.key().empty()) return error;
+  // A pass-through property is set under its own key; else take the nearest enclosing key that was set.
+  std::string key = error.key();
+  while (!key.empty()) {
+    if (auto it = values.find(key); it != values.end()) {
+      return config::ConfigError(it->second.origin.describe() + ": " + error.what(), error.key());
+    }
+    const auto dot = key.rfind('.');
+    if (dot == std::string::npos) break;
+    key.resize(dot);
+  }
+  return error;
+}
+
 messaging::MessageBrokerPort& Application::broker() {
-  if (!broker_) broker_ = messaging::BrokerFactory::with_builtin_adapters().create(config_.messaging());
+  if (!broker_) {
+    try {
+      broker_ = messaging::BrokerFactory::with_builtin_adapters().create(config_.messaging());
+    } catch (const config::ConfigError& e) {
+      throw located(e);
+    }
+  }
   return *broker_;
 }
 
@@ -195,7 +217,24 @@ void Application::bind_listeners() {
     }
   }
   detail::log().info("{} listener(s) bound", registry_.listeners().size());
+  warn_about_long_retries();
   for (const auto& line : registry_.describe()) detail::log().info("  {}", line);
+}
+
+void Application::warn_about_long_retries() const {
+  // Kafka evicts a consumer whose handler holds the poll thread longer than max.poll.interval.ms.
+  constexpr std::chrono::milliseconds poll_interval{300000};
+  for (const auto& listener : registry_.listeners()) {
+    const auto& o = listener.options;
+    messaging::RetryPolicy policy{.retries = o.retries, .delay = o.retry_delay, .backoff = o.backoff};
+    std::chrono::milliseconds total{0};
+    for (int attempt = 1; attempt <= o.retries; ++attempt) total += policy.delay_before(attempt);
+    if (total >= poll_interval) {
+      detail::log().warn("listener {}: its retries wait {} s in all, longer than Kafka's max.poll.interval.ms ({} s): "
+                         "the consumer would leave its group and the record be delivered again",
+                         listener.name, total.count() / 1000, poll_interval.count() / 1000);
+    }
+  }
 }
 
 void Application::run_hooks(messaging::HookPhase phase) {
@@ -217,7 +256,11 @@ void Application::start() {
   if (running_) return;
   for (const auto& warning : config_.warnings()) detail::log().warn("config: {}", warning);
   bind_listeners();
-  broker().start();
+  try {
+    broker().start();
+  } catch (const config::ConfigError& e) {
+    throw located(e);
+  }
   running_ = true;
   stopped_ = false;
   run_hooks(messaging::HookPhase::after_start);

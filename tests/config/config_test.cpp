@@ -290,6 +290,12 @@ TEST_CASE("other enumerations and strings are checked", "[config][errors]") {
         "pyfly.yaml:4:13: pyfly.messaging.kafka.acks: found '2'; allowed: all, -1, 0, 1");
   CHECK(Config::from_string("pyfly: {messaging: {kafka: {acks: -1}}}").messaging().kafka.acks == "-1");
   CHECK(Config::from_string("pyfly: {messaging: {kafka: {acks: ALL}}}").messaging().kafka.acks == "all");
+  // Idempotence (on by default) needs acks=all: refused at load, not when the producer starts.
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      acks: 1\n") ==
+        "pyfly.yaml:4:13: pyfly.messaging.kafka.acks: found '1'; allowed with enable-idempotence: true (the "
+        "default): all, -1; set enable-idempotence: false for 0 or 1");
+  CHECK(Config::from_string("pyfly: {messaging: {kafka: {acks: 0, enable-idempotence: false}}}").messaging().kafka.acks ==
+        "0");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      auto-offset-reset: newest\n") ==
         "pyfly.yaml:4:26: pyfly.messaging.kafka.auto-offset-reset: found 'newest'; allowed: earliest, latest");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      bootstrap-servers: \"  \"\n") ==

@@ -184,3 +184,24 @@ TEST_CASE("Application::run: bad config ends in one line on stderr and exit code
     CHECK_THAT(err, Catch::Contains("--profile needs a value"));
   }
 }
+
+TEST_CASE("a config error raised by the broker names where its key was set", "[application][config]") {
+  /// A broker whose start() refuses a property, as the Kafka adapter does.
+  struct RefusingBroker : MessageBrokerPort {
+    void publish(std::string_view, std::string_view, PublishOptions) override {}
+    std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
+    void subscribe(std::string_view, MessageHandler, std::optional<std::string>) override {}
+    void start() override {
+      throw config::ConfigError("pyfly.messaging.kafka.properties.compression.type: librdkafka refused it",
+                                "pyfly.messaging.kafka.properties.compression.type");
+    }
+    void stop() override {}
+  };
+  ListenerRegistry registry;
+  Application app(config::Config::from_string("pyfly:\n  messaging:\n    kafka:\n      properties:\n"
+                                              "        compression.type: zstdd\n",
+                                              "svc.yaml"),
+                  registry);
+  app.use_broker(std::make_unique<RefusingBroker>());
+  CHECK_THROWS_WITH(app.start(), Catch::StartsWith("svc.yaml:5:27: pyfly.messaging.kafka.properties.compression.type"));
+}

@@ -66,6 +66,8 @@ class Application {
   void bind_instance(std::type_index type, void* instance);
   void bind_listeners();
   void run_hooks(messaging::HookPhase phase);
+  void warn_about_long_retries() const;
+  [[nodiscard]] config::ConfigError located(const config::ConfigError& error) const;
 
   config::Config config_;
   messaging::ListenerRegistry& registry_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <utility>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,13 @@ namespace cppfly::config {
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  /// An error about one key (dotted); Application prefixes it with where the key was set.
+  ConfigError(const std::string& message, std::string key) : std::runtime_error(message), key_(std::move(key)) {}
+  /// The dotted key the error is about, when known.
+  [[nodiscard]] const std::string& key() const noexcept { return key_; }
+
+ private:
+  std::string key_;
 };
 
 /// Where a value came from, for error messages.
