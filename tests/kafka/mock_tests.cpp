@@ -189,6 +189,22 @@ TEST_CASE("embedded: stop is idempotent and the adapter can start again", "[kafk
   // The destructor stops a started adapter.
 }
 
+TEST_CASE("embedded: stop() called from a handler", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  const auto topic = unique_name("self-stop");
+  Inbox inbox;
+  Inbox stopped;
+  adapter.subscribe(topic, inbox.handler([&adapter, done = stopped.handler()](const messaging::Message& message) {
+    adapter.stop();
+    done(message);
+  }), unique_name("group"));
+  adapter.start();
+  adapter.publish(topic, "please stop");
+  REQUIRE(stopped.wait_for_count(1));
+  CHECK_THROWS_WITH(adapter.publish(topic, "after"), Contains("not started"));
+  adapter.stop();
+}
+
 TEST_CASE("unreachable broker: start() fails within connect-timeout", "[kafka][fault]") {
   auto properties = test_properties("127.0.0.1:1");
   properties.connect_timeout = 2s;
@@ -289,6 +305,11 @@ TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kaf
     auto properties = test_properties("127.0.0.1:9092");
     properties.acks = "most";
     CHECK_THROWS_WITH(KafkaAdapter(properties), Catch::Matchers::StartsWith("pyfly.messaging.kafka.acks: "));
+  }
+  SECTION("a bound that is not positive") {
+    auto properties = test_properties("127.0.0.1:9092");
+    properties.publish_timeout = 0ms;
+    CHECK_THROWS_WITH(KafkaAdapter(properties), Catch::Matchers::StartsWith("pyfly.messaging.kafka.publish-timeout: "));
   }
   SECTION("a combination refused when the producer is created") {
     auto properties = test_properties("127.0.0.1:9092");

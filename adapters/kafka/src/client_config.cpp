@@ -34,6 +34,15 @@ void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::str
 
 ConfHandle make_client_conf(const config::KafkaProperties& properties, const std::string& bootstrap_servers,
                             ClientKind kind) {
+  // librdkafka reads message.timeout.ms=0 as "forever"; the adapter's bounds must be real.
+  if (properties.publish_timeout.count() <= 0) {
+    throw config::ConfigError(key("publish-timeout") + ": must be positive, got " +
+                              millis(properties.publish_timeout) + " ms");
+  }
+  if (properties.connect_timeout.count() <= 0) {
+    throw config::ConfigError(key("connect-timeout") + ": must be positive, got " +
+                              millis(properties.connect_timeout) + " ms");
+  }
   ConfHandle conf(rd_kafka_conf_new());
   rd_kafka_conf_t* c = conf.get();
 

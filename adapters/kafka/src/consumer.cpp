@@ -86,16 +86,36 @@ void Consumer::start() {
   if (const auto err = rd_kafka_subscribe(rk_.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     throw messaging::BrokerError("cannot subscribe to '" + subscription_->topic + "': " + rd_kafka_err2str(err));
   }
-  poller_ = std::thread([this] { run(); });
+  // The thread holds the consumer: stop() called from this subscription's own handler
+  // cannot join its own thread, so it detaches and the thread finishes on its own.
+  poller_ = std::thread([self = shared_from_this()] { self->run(); });
+  poller_id_ = poller_.get_id();
   started_ = true;
   cppfly::detail::log().info("kafka: {} started (group id {})", description(), group_id_);
 }
 
 void Consumer::request_stop() noexcept { stop_requested_.store(true); }
 
-void Consumer::join() noexcept {
+bool Consumer::join() noexcept {
   const std::lock_guard lock(lifecycle_);
-  if (poller_.joinable()) poller_.join();
+  if (!poller_.joinable()) return true;
+  if (poller_.get_id() == std::this_thread::get_id()) {
+    // stop() from this subscription's handler: the loop ends when the handler returns.
+    poller_.detach();
+    return false;
+  }
+  poller_.join();
+  return true;
+}
+
+void Consumer::await_finished() noexcept {
+  std::shared_future<void> finished;
+  {
+    const std::lock_guard lock(lifecycle_);
+    if (!started_ || poller_id_ == std::this_thread::get_id()) return;
+    finished = finished_future_;
+  }
+  finished.wait();
 }
 
 void Consumer::record_start_offsets() {
@@ -158,7 +178,7 @@ void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_to
                             void* opaque) noexcept {
   auto* self = static_cast<Consumer*>(static_cast<ClientContext*>(opaque));
   try {
-    self->rebalance(err, partitions);
+    self->rebalance(rk, err, partitions);
   } catch (const std::exception& e) {
     cppfly::detail::log().error("kafka: {}: rebalance failed: {}", self->description(), e.what());
     rd_kafka_assign(rk, nullptr);
@@ -168,10 +188,12 @@ void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_to
   }
 }
 
-void Consumer::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
-  rd_kafka_t* rk = rk_.get();
+void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
   auto& log = cppfly::detail::log();
-  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  // Eager by default (partition.assignment.strategy=range,roundrobin); a user who
+  // configures cooperative-sticky gets incremental (un)assignment.
+  const char* protocol = rd_kafka_rebalance_protocol(rk);
+  const bool cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (broadcast()) {
       for (int i = 0; i < partitions->cnt; ++i) {
@@ -256,6 +278,7 @@ void Consumer::run() noexcept {
     }
   }
   close_client();
+  finished_.set_value();
 }
 
 void Consumer::dispatch(const rd_kafka_message_t& record) {

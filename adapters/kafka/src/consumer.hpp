@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <future>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -26,7 +27,8 @@ struct Subscription {
   std::optional<std::string> group;  ///< none: broadcast
 };
 
-class Consumer final : public ClientContext {
+/// Owned by shared_ptr (start() hands a reference to the poll thread).
+class Consumer final : public ClientContext, public std::enable_shared_from_this<Consumer> {
  public:
   /// `conf` is the consumer configuration (make_client_conf); the group (or the broadcast
   /// settings) and the callbacks are added here. `cluster_timeout` bounds every blocking
@@ -46,7 +48,12 @@ class Consumer final : public ClientContext {
   /// Asks the poll thread to stop after its in-flight handler. Does not wait.
   void request_stop() noexcept;
   /// Waits until the poll thread has committed, left the group and the client is destroyed.
-  void join() noexcept;
+  /// Called on the poll thread itself (stop() from this subscription's handler), it cannot
+  /// wait: it detaches the thread and returns false; await_finished() waits later.
+  bool join() noexcept;
+  /// Waits until the poll thread has finished (also after a detach). Returns at once when
+  /// called on the poll thread itself or when the consumer never started.
+  void await_finished() noexcept;
 
   [[nodiscard]] const Subscription& subscription() const noexcept { return *subscription_; }
   [[nodiscard]] bool broadcast() const noexcept { return !subscription_->group.has_value(); }
@@ -55,7 +62,7 @@ class Consumer final : public ClientContext {
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) noexcept;
-  void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void record_start_offsets();
   [[nodiscard]] std::int64_t broadcast_position(std::int32_t partition) const;
   void run() noexcept;
@@ -82,6 +89,9 @@ class Consumer final : public ClientContext {
   bool started_{false};
   bool coordinator_lost_{false};  ///< a commit timed out: skip further waits while stopping
   std::thread poller_;
+  std::thread::id poller_id_;
+  std::promise<void> finished_;
+  std::shared_future<void> finished_future_{finished_.get_future().share()};
   KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)
 };
 

@@ -43,6 +43,15 @@ struct KafkaAdapter::Impl {
   std::mutex producer_mutex;
   std::shared_ptr<detail::Producer> producer;
 
+  /// Consumers stopped from their own handler: still finishing on their own thread.
+  std::vector<std::shared_ptr<detail::Consumer>> detached;
+
+  /// Waits for detached consumers (only ever called with `lifecycle` held).
+  void await_detached() {
+    for (const auto& consumer : detached) consumer->await_finished();
+    detached.clear();
+  }
+
   [[nodiscard]] std::shared_ptr<detail::Producer> current_producer() {
     const std::lock_guard lock(producer_mutex);
     return producer;
@@ -68,7 +77,9 @@ struct KafkaAdapter::Impl {
     }
     // Consumers first (their handlers may still publish), all at once, then the producer.
     for (const auto& consumer : stopping) consumer->request_stop();
-    for (const auto& consumer : stopping) consumer->join();
+    for (const auto& consumer : stopping) {
+      if (!consumer->join()) detached.push_back(consumer);
+    }
     stopping.clear();
     std::shared_ptr<detail::Producer> closing;
     {
@@ -115,6 +126,8 @@ KafkaAdapter::KafkaAdapter(config::KafkaProperties properties)
 KafkaAdapter::~KafkaAdapter() {
   try {
     stop();
+    const std::lock_guard lifecycle(impl_->lifecycle);
+    impl_->await_detached();
   } catch (const std::exception& e) {
     cppfly::detail::log().error("kafka: error while stopping the adapter: {}", e.what());
   } catch (...) {
@@ -187,6 +200,7 @@ void KafkaAdapter::start() {
     const std::lock_guard lock(impl_->state_mutex);
     if (impl_->state == Impl::State::started) return;
   }
+  impl_->await_detached();
   const auto& p = impl_->properties;
   auto producer = std::make_shared<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
   detail::await_cluster(producer->handle(), *producer, impl_->servers, p.connect_timeout);
