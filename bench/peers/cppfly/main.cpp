@@ -1,0 +1,93 @@
+// peer_cppfly: the cppfly contender of bench/peers, written as a user writes a cppfly service: one
+// listener with a typed JSON parameter in group "bench", the one-line main, a pyfly.yaml.
+//
+//   PEER_MODE=consume PEER_TOPIC=t PEER_COUNT=N peer_cppfly --config bench/peers/cppfly/pyfly.yaml
+//   PEER_MODE=publish PEER_TOPIC=t PEER_COUNT=N peer_cppfly --config ...   (publish_async, then every future)
+//
+// The bootstrap address comes from PYFLY_MESSAGING_KAFKA_BOOTSTRAP_SERVERS. Protocol and report line:
+// bench/peers/common/peer_common.hpp.
+#include <cppfly/messaging.hpp>
+
+#include <cstdio>
+#include <future>
+#include <vector>
+
+#include "peer_common.hpp"
+
+using cppfly::messaging::Message;
+using peers::Order;
+
+namespace {
+
+const std::string& mode() {
+  static const std::string value = peers::env("PEER_MODE", "consume");
+  return value;
+}
+std::int64_t count() { return peers::env_int("PEER_COUNT", 1000000); }
+
+// In publish mode the listener stays on an idle topic (a cppfly listener always subscribes).
+std::string listener_topic() {
+  return mode() == "consume" ? peers::env("PEER_TOPIC", "peers-orders") : peers::env("PEER_IDLE_TOPIC", "peers-idle");
+}
+
+peers::Tally& tally() {
+  static peers::Tally instance(count(), !peers::env("PEER_LATENCY_FILE", "").empty());
+  return instance;
+}
+
+}  // namespace
+
+CPPFLY_MESSAGE_LISTENER(on_order, (const Order& order, const Message& message),
+                        {.topic = listener_topic(), .group_id = "bench"}) {
+  std::optional<std::int64_t> sent;
+  if (auto header = message.headers.get(peers::kSentHeader)) sent = peers::parse_int(header->data(), header->size());
+  tally().record(order.id, sent);
+}
+
+// publish: N orders through publish_async (key = id), then wait for every delivery report.
+static int publish_all(cppfly::Application& app) {
+  const std::int64_t n = count();
+  const std::string topic = peers::env("PEER_TOPIC", "peers-orders");
+  const std::int64_t start_ms = peers::now_ms();
+  std::vector<std::future<cppfly::messaging::DeliveryResult>> deliveries;
+  deliveries.reserve(static_cast<std::size_t>(n));
+  auto& broker = app.broker();
+  const std::int64_t first_ms = peers::now_ms();
+  for (std::int64_t id = 0; id < n; ++id) {
+    Order order = peers::make_order(id);
+    order.note.assign(8, 'x');  // ~100 bytes, as the consumed orders
+    deliveries.push_back(broker.publish_async(topic, cppfly::messaging::encode_json(order), {.key = std::to_string(id)}));
+  }
+  std::int64_t ok = 0;
+  std::int64_t errors = 0;
+  for (auto& delivery : deliveries) {
+    try {
+      (void)delivery.get();
+      ++ok;
+    } catch (const std::exception& e) {
+      if (errors++ == 0) std::fprintf(stderr, "peer_cppfly: publish failed: %s\n", e.what());
+    }
+  }
+  const std::int64_t last_ms = peers::now_ms();
+  std::printf("{\"count\":%lld,\"errors\":%lld,\"start_ms\":%lld,\"first_ms\":%lld,\"last_ms\":%lld}\n",
+              static_cast<long long>(ok), static_cast<long long>(errors), static_cast<long long>(start_ms),
+              static_cast<long long>(first_ms), static_cast<long long>(last_ms));
+  std::fflush(stdout);
+  return errors == 0 ? 0 : 1;
+}
+
+// After start: wait until the listener saw N orders (or publish them), report, end the run.
+CPPFLY_AFTER_START(drive_benchmark) {
+  if (mode() == "publish") {
+    app.request_stop(publish_all(app));
+    return;
+  }
+  const bool done = tally().wait(std::chrono::seconds(peers::env_int("PEER_TIMEOUT_S", 900)));
+  tally().report(peers::env("PEER_LATENCY_FILE", ""));
+  app.request_stop(done ? 0 : 1);
+}
+
+int main(int argc, char** argv) {
+  (void)tally();  // the clock starts with the process
+  return cppfly::Application::run(argc, argv);
+}

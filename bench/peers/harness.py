@@ -1,0 +1,804 @@
+"""bench/peers harness: cppfly against Spring for Apache Kafka, FastStream and raw librdkafka on one
+real Apache Kafka broker. Started by bench/peers/run (which installs and builds everything first);
+see `bench/peers/run --help` and docs/benchmarks.md.
+
+Workloads, each repeated (rounds; the contenders' order rotates from round to round):
+  drain    a fresh 6-partition topic filled with N 100-byte JSON orders; each contender drains it from
+           offset 0 in group "bench" (the harness resets the group's offsets between contenders);
+           time from process start to the last message, CPU seconds and peak RSS of the process
+  publish  each contender's own publish API sends N orders to a fresh topic and waits for every
+           acknowledgement; messages/s from the first send to the last acknowledgement
+  latency  a paced producer sends RATE msg/s to a fresh topic for WARMUP + SECONDS; each message
+           carries the producer's clock in header x-sent-us; latency = handler clock - that, for the
+           messages after the warm-up; p50 / p99 / p99.9 / max
+A figure is void when the contender did not see every message: count, Σ id and Σ id² must match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS = ROOT / "bench" / "peers"
+BUILD = ROOT / "build"
+BIN = BUILD / "peers" / "bench" / "peers"
+SPRING_JAR = BUILD / "peers-spring" / "peer-spring.jar"
+VENV_PYTHON = BUILD / "peers-venv" / "bin" / "python"
+KAFKA_RUN = BUILD / "kafka-peers"
+PARTITIONS = 6
+GROUP = "bench"
+CONTENDERS = ["cppfly", "raw", "spring", "faststream"]
+LABELS = {
+    "cppfly": "cppfly",
+    "raw": "raw librdkafka",
+    "spring": "Spring for Apache Kafka",
+    "faststream": "FastStream",
+}
+
+
+def log(message: str) -> None:
+    print(f"[peers {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Broker
+
+
+class Broker:
+    """Our own scripts/kafka broker on ports nobody else uses."""
+
+    def __init__(self, port: int | None) -> None:
+        self.port = port
+        self.env: dict[str, str] = {}
+        self.started = False
+
+    @staticmethod
+    def _in_use(port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def _script(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ROOT / "scripts" / "kafka"), command], env={**os.environ, **self.env},
+                              check=check, text=True, capture_output=True)
+
+    def start(self) -> str:
+        candidates = [self.port] if self.port else [49092, 49192, 49292, 49392, 49492]
+        # A broker of ours left by an interrupted run is stopped first (its pid file is in our run dir).
+        self.env = {"CPPFLY_KAFKA_RUN": str(KAFKA_RUN)}
+        self._script("stop", check=False)
+        for port in candidates:
+            if self._in_use(port) or self._in_use(port + 1):
+                log(f"ports {port}/{port + 1} are in use by another process; trying the next pair")
+                continue
+            self.port = port
+            self.env = {"CPPFLY_KAFKA_PORT": str(port), "CPPFLY_KAFKA_CONTROLLER_PORT": str(port + 1),
+                        "CPPFLY_KAFKA_RUN": str(KAFKA_RUN)}
+            result = self._script("start", check=False)
+            if result.returncode != 0:
+                sys.stderr.write(result.stdout + result.stderr)
+                raise SystemExit("bench/peers: the Kafka broker did not start")
+            self.started = True
+            log(result.stdout.strip())
+            return f"127.0.0.1:{port}"
+        raise SystemExit("bench/peers: no free port pair for the broker (tried " + ", ".join(map(str, candidates)) + ")")
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        result = self._script("stop", check=False)
+        log(result.stdout.strip() or result.stderr.strip())
+        self.started = False
+        # The topics written by the run (a few GB) are of no further use.
+        subprocess.run(["rm", "-rf", str(KAFKA_RUN / "data")], check=False)
+
+
+class Admin:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def create_topic(self, name: str, partitions: int = PARTITIONS) -> None:
+        for future in self.admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30).values():
+            future.result()
+        # Wait until every partition has a leader.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            md = self.admin.list_topics(name, timeout=10).topics.get(name)
+            if md is not None and md.error is None and len(md.partitions) == partitions and all(
+                    p.leader >= 0 for p in md.partitions.values()):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"topic {name} has no leaders after 30 s")
+
+    def group_state(self) -> tuple[str, int]:
+        groups = self.admin.list_groups(group=GROUP, timeout=10)
+        if not groups:
+            return "", 0
+        return groups[0].state, len(groups[0].members)
+
+    def wait_group_idle(self, timeout: float = 90) -> None:
+        """A member left behind (a killed process) would stall the next join for a session timeout."""
+        deadline = time.time() + timeout
+        state = ""
+        while time.time() < deadline:
+            state, members = self.group_state()
+            if members == 0 and state in ("", "Empty", "Dead"):
+                return
+            time.sleep(1)
+        log(f"warning: group {GROUP} still {state} after {timeout:.0f} s")
+
+    def wait_group_stable(self, timeout: float) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            state, members = self.group_state()
+            if state == "Stable" and members > 0:
+                return True
+            time.sleep(0.25)
+        return False
+
+    def _consumer(self, group: str) -> Consumer:
+        return Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+
+    def reset_group(self, topic: str) -> None:
+        """Group "bench" back to offset 0 of the topic, so the next contender drains all of it."""
+        consumer = self._consumer(GROUP)
+        try:
+            offsets = [TopicPartition(topic, p, 0) for p in range(PARTITIONS)]
+            consumer.commit(offsets=offsets, asynchronous=False)
+            committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+            if any(tp.offset != 0 for tp in committed):
+                raise RuntimeError(f"group {GROUP} offsets not reset on {topic}: {committed}")
+        finally:
+            consumer.close()
+
+    def message_count(self, topic: str) -> int:
+        consumer = self._consumer("peers-harness")
+        try:
+            total = 0
+            for p in range(PARTITIONS):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                total += high - low
+            return total
+        finally:
+            consumer.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    spawn_ms: float
+    wall_s: float
+    cpu_s: float
+    rss_mb: float
+    report: dict | None
+    timed_out: bool
+    log_prefix: str
+
+
+class Running:
+    """A started contender (own process group, so a timeout kills it and whatever it started)."""
+
+    current: "Running | None" = None
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], logs: Path, tag: str) -> None:
+        self.name = name
+        self.log_prefix = str(logs / tag)
+        self.out = open(self.log_prefix + ".out", "wb")
+        self.err = open(self.log_prefix + ".err", "wb")
+        self.spawn_ms = time.time() * 1000
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.out, stderr=self.err, cwd=str(ROOT),
+                                     start_new_session=True)
+        self.timed_out = False
+        Running.current = self
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def finish(self, timeout: float) -> Outcome:
+        def expire() -> None:
+            self.timed_out = True
+            self.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(self.proc.pid, 0)
+        finally:
+            timer.cancel()
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - self.t0
+        self.out.close()
+        self.err.close()
+        Running.current = None
+        report = None
+        with open(self.log_prefix + ".out", "rb") as out:
+            for line in out:
+                if line.startswith(b'{"count"'):
+                    report = json.loads(line)
+        trim_log(self.log_prefix + ".out")
+        trim_log(self.log_prefix + ".err")
+        return Outcome(self.proc.returncode, self.spawn_ms, wall, usage.ru_utime + usage.ru_stime,
+                       usage.ru_maxrss / 1024, report, self.timed_out, self.log_prefix)
+
+
+def trim_log(path: str, keep: int = 400) -> None:
+    """FastStream logs every message: keep the head and the tail of big logs."""
+    p = Path(path)
+    if p.stat().st_size < 2_000_000:
+        return
+    lines = p.read_bytes().splitlines(keepends=True)
+    p.write_bytes(b"".join(lines[:keep // 2]) + f"... {len(lines) - keep} lines cut ...\n".encode() +
+                  b"".join(lines[-keep // 2:]))
+
+
+def contender_argv(name: str) -> list[str]:
+    if name == "cppfly":
+        return [str(BIN / "peer_cppfly"), "--config", str(PEERS / "cppfly" / "pyfly.yaml")]
+    if name == "raw":
+        return [str(BIN / "peer_raw")]
+    if name == "spring":
+        return ["java", "-jar", str(SPRING_JAR)]
+    if name == "faststream":
+        return [str(VENV_PYTHON), str(PEERS / "faststream" / "app.py")]
+    raise ValueError(name)
+
+
+def contender_env(bootstrap: str, mode: str, topic: str, count: int, timeout: float,
+                  latency_file: str = "") -> dict[str, str]:
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith(("PEER_", "PYFLY_", "SPRING_", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS")):
+            del env[key]
+    env.update({
+        "PEER_MODE": mode, "PEER_TOPIC": topic, "PEER_COUNT": str(count), "PEER_BOOTSTRAP": bootstrap,
+        "PEER_IDLE_TOPIC": "peers-idle", "PEER_TIMEOUT_S": str(int(timeout)),
+        "PYFLY_MESSAGING_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PEER_LATENCY_FILE": latency_file,
+    })
+    return env
+
+
+def expected_sums(n: int) -> tuple[int, int]:
+    return n * (n - 1) // 2, (n - 1) * n * (2 * n - 1) // 6
+
+
+def check_consumed(report: dict | None, n: int) -> str:
+    """Empty when the contender saw every message exactly as sent; else why the figure is void."""
+    if report is None:
+        return "no report line"
+    want_sum, want_sumsq = expected_sums(n)
+    problems = []
+    if report.get("count") != n:
+        problems.append(f"count {report.get('count')} != {n}")
+    if report.get("sum") != want_sum:
+        problems.append(f"sum {report.get('sum')} != {want_sum}")
+    if report.get("sumsq") != want_sumsq:
+        problems.append(f"sumsq {report.get('sumsq')} != {want_sumsq}")
+    return "; ".join(problems)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, int(-(-q * len(sorted_values) // 100)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Workloads
+
+
+@dataclass
+class Settings:
+    drain_n: int
+    faststream_drain_n: int
+    publish_n: int
+    rate: int
+    seconds: int
+    warmup: int
+    repeats: int
+    contenders: list[str]
+    workloads: list[str]
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    admin: Admin
+    bootstrap: str
+    logs: Path
+    runs: list[dict] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: time.strftime("%H%M%S"))
+
+    def producer(self, args: list[str]) -> dict:
+        env = {**os.environ, "PEER_BOOTSTRAP": self.bootstrap}
+        result = subprocess.run([str(BIN / "peer_producer"), *args], env=env, capture_output=True, text=True,
+                                timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"peer_producer {' '.join(args)} failed: {result.stderr.strip()}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def fill(self, topic: str, n: int) -> None:
+        self.admin.create_topic(topic)
+        t0 = time.monotonic()
+        report = self.producer(["fill", topic, str(n)])
+        if report["count"] != n or self.admin.message_count(topic) != n:
+            raise RuntimeError(f"filling {topic}: {report} / {self.admin.message_count(topic)} messages")
+        log(f"filled {topic} with {n:,} orders in {time.monotonic() - t0:.1f} s")
+
+    def record(self, workload: str, contender: str, round_: int, outcome: Outcome, void: str, **figures) -> dict:
+        run = {"workload": workload, "contender": contender, "round": round_, "void": void,
+               "exit_code": outcome.exit_code, "timed_out": outcome.timed_out, "cpu_s": round(outcome.cpu_s, 3),
+               "rss_mb": round(outcome.rss_mb, 1), "wall_s": round(outcome.wall_s, 3), "load1": load1(),
+               "log": os.path.relpath(outcome.log_prefix, ROOT), **figures}
+        self.runs.append(run)
+        shown = {k: v for k, v in figures.items() if not isinstance(v, list)}
+        log(f"{workload:8s} {contender:10s} round {round_}: " +
+            (f"VOID ({void})" if void else ", ".join(f"{k}={v}" for k, v in shown.items())) +
+            f", cpu {outcome.cpu_s:.2f} s, rss {outcome.rss_mb:.0f} MB")
+        return run
+
+    # -- drain ---------------------------------------------------------------------------------------
+    def drain(self, round_: int, order: list[str]) -> None:
+        s = self.settings
+        topic = f"peers-drain-{self.run_id}-r{round_}"
+        small_topic = f"peers-drain-{self.run_id}-r{round_}-small"
+        self.fill(topic, s.drain_n)
+        if "faststream" in order and s.faststream_drain_n != s.drain_n:
+            self.fill(small_topic, s.faststream_drain_n)
+        for name in order:
+            n = s.faststream_drain_n if name == "faststream" else s.drain_n
+            t = small_topic if name == "faststream" and s.faststream_drain_n != s.drain_n else topic
+            self.admin.wait_group_idle()
+            self.admin.reset_group(t)
+            timeout = 120 + n / 1000
+            running = Running(name, contender_argv(name), contender_env(self.bootstrap, "consume", t, n, timeout),
+                              self.logs, f"drain-r{round_}-{name}")
+            outcome = running.finish(timeout + 30)
+            void = check_consumed(outcome.report, n) or ("timed out" if outcome.timed_out else "")
+            figures: dict = {"n": n}
+            if not void and outcome.report:
+                r = outcome.report
+                drain_s = (r["last_ms"] - outcome.spawn_ms) / 1000
+                figures.update(drain_s=round(drain_s, 3), msgs_per_s=round(n / drain_s),
+                               startup_s=round((r["first_ms"] - outcome.spawn_ms) / 1000, 3),
+                               steady_msgs_per_s=round(n / max((r["last_ms"] - r["first_ms"]) / 1000, 1e-3)),
+                               cpu_us_per_msg=round(outcome.cpu_s * 1e6 / n, 2))
+            self.record("drain", name, round_, outcome, void, **figures)
+
+    # -- publish -------------------------------------------------------------------------------------
+    def publish(self, round_: int, order: list[str]) -> None:
+        n = self.settings.publish_n
+        for name in order:
+            topic = f"peers-publish-{self.run_id}-r{round_}-{name}"
+            self.admin.create_topic(topic)
+            self.admin.wait_group_idle()
+            timeout = 120 + n / 1000
+            running = Running(name, contender_argv(name),
+                              contender_env(self.bootstrap, "publish", topic, n, timeout), self.logs,
+                              f"publish-r{round_}-{name}")
+            outcome = running.finish(timeout + 30)
+            r = outcome.report
+            stored = self.admin.message_count(topic)
+            void = ""
+            if r is None:
+                void = "no report line"
+            elif r.get("count") != n or r.get("errors"):
+                void = f"acknowledged {r.get('count')} of {n} ({r.get('errors')} errors)"
+            elif stored != n:
+                void = f"topic holds {stored} messages, not {n}"
+            figures: dict = {"n": n}
+            if not void and r:
+                publish_s = (r["last_ms"] - r["first_ms"]) / 1000
+                figures.update(publish_s=round(publish_s, 3), msgs_per_s=round(n / max(publish_s, 1e-3)),
+                               cpu_us_per_msg=round(outcome.cpu_s * 1e6 / n, 2))
+            self.record("publish", name, round_, outcome, void, **figures)
+
+    # -- latency -------------------------------------------------------------------------------------
+    def latency(self, round_: int, order: list[str]) -> None:
+        s = self.settings
+        warm_n = s.rate * s.warmup
+        n = s.rate * (s.warmup + s.seconds)
+        for name in order:
+            topic = f"peers-latency-{self.run_id}-r{round_}-{name}"
+            self.admin.create_topic(topic)
+            self.admin.wait_group_idle()
+            latency_file = self.logs / f"latency-r{round_}-{name}.txt"
+            latency_file.unlink(missing_ok=True)
+            # A contender slower than the offered rate drains its backlog after the producer stops.
+            timeout = 180 + s.warmup + s.seconds + n / 1000
+            running = Running(name, contender_argv(name),
+                              contender_env(self.bootstrap, "consume", topic, n, timeout, str(latency_file)),
+                              self.logs, f"latency-r{round_}-{name}")
+            producer = None
+            if self.admin.wait_group_stable(120):
+                time.sleep(1.0)  # partitions assigned; let the first fetch start
+                try:
+                    producer = self.producer(["paced", topic, str(n), str(s.rate)])
+                except Exception as error:  # noqa: BLE001 - reported as a void figure
+                    log(f"paced producer failed: {error}")
+                    running.kill()
+            else:
+                log(f"{name}: group {GROUP} not stable within 120 s")
+                running.kill()
+            outcome = running.finish(timeout + 30)
+            void = check_consumed(outcome.report, n) or ("timed out" if outcome.timed_out else "")
+            if producer is None and not void:
+                void = "the paced producer did not run"
+            figures: dict = {"n": n}
+            if not void and latency_file.exists():
+                values = []
+                for line in latency_file.read_text().splitlines():
+                    ident, micros = line.split()
+                    if int(ident) >= warm_n:
+                        values.append(int(micros) / 1000.0)
+                values.sort()
+                if len(values) != n - warm_n:
+                    void = f"{len(values)} latencies recorded, expected {n - warm_n}"
+                else:
+                    sent_s = (producer["last_ms"] - producer["first_ms"]) / 1000
+                    figures.update(p50_ms=round(percentile(values, 50), 3), p99_ms=round(percentile(values, 99), 3),
+                                   p999_ms=round(percentile(values, 99.9), 3), max_ms=round(values[-1], 3),
+                                   offered_rate=round(n / max(sent_s, 1e-3)),
+                                   # > 0 s: the contender was still working off a backlog after the producer
+                                   # ended, i.e. it cannot sustain the offered rate (saturated).
+                                   behind_s=round((outcome.report["last_ms"] - producer["last_ms"]) / 1000, 3))
+            self.record("latency", name, round_, outcome, void, **figures)
+
+    def run_all(self) -> None:
+        s = self.settings
+        # cppfly's listener sits on this topic while the process publishes (a listener always subscribes).
+        if "peers-idle" not in self.admin.admin.list_topics(timeout=10).topics:
+            self.admin.create_topic("peers-idle", 1)
+        for round_ in range(1, s.repeats + 1):
+            shift = (round_ - 1) % len(s.contenders)
+            order = s.contenders[shift:] + s.contenders[:shift]
+            log(f"round {round_}/{s.repeats}: order {', '.join(order)}; load {load1():.2f}")
+            for workload in s.workloads:
+                getattr(self, workload)(round_, order)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results
+
+
+def median_of(runs: list[dict], workload: str, contender: str, key: str) -> float | None:
+    values = [r[key] for r in runs if r["workload"] == workload and r["contender"] == contender and not r["void"]
+              and key in r]
+    return statistics.median(values) if values else None
+
+
+def valid_count(runs: list[dict], workload: str, contender: str) -> str:
+    mine = [r for r in runs if r["workload"] == workload and r["contender"] == contender]
+    return f"{sum(1 for r in mine if not r['void'])}/{len(mine)}"
+
+
+def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "void"
+    if digits == 0:
+        return f"{value:,.0f}{unit}"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or base is None or base == 0:
+        return "–"
+    return f"{value / base:.2f}×"
+
+
+def machine_info() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+
+    def version(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    pip_freeze = subprocess.run([str(VENV_PYTHON), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+    pins = {line.split("==")[0].lower(): line.split("==")[1] for line in pip_freeze.splitlines() if "==" in line}
+    rdkafka = subprocess.run(["pkg-config", "--modversion", "rdkafka"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "framework", "adapters", "config"],
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(), "java": version(["java", "-version"]),
+        "librdkafka": rdkafka, "faststream": pins.get("faststream", "?"), "aiokafka": pins.get("aiokafka", "?"),
+        "pydantic": pins.get("pydantic", "?"), "python": version([str(VENV_PYTHON), "--version"]),
+        "spring": "Spring Boot 3.3.13, Spring for Apache Kafka 3.2.10, kafka-clients 3.7.2 (pom.xml)",
+        "kafka": "Apache Kafka 3.9.1, single KRaft node (scripts/kafka)",
+        "git": head + (" with uncommitted changes in framework/adapters/config" if dirty else ""),
+    }
+
+
+def write_results(bench: Bench, out_dir: Path, png: Path, info: dict, command: str, loads: dict,
+                  elapsed_s: float) -> Path:
+    s = bench.settings
+    runs = bench.runs
+    names = s.contenders
+    lines: list[str] = []
+    add = lines.append
+    base = "cppfly"
+
+    if "drain" in s.workloads:
+        add(f"**Drain** — {s.drain_n:,} orders already in a 6-partition topic"
+            + (f" (FastStream: {s.faststream_drain_n:,}, see below)" if s.faststream_drain_n != s.drain_n else "")
+            + "; median of the valid runs.")
+        add("")
+        add("| contender | msg/s (process start → last message) | vs cppfly | steady msg/s (first → last) | "
+            "startup s | CPU s | CPU µs/msg | peak RSS MB | valid runs |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        b = median_of(runs, "drain", base, "msgs_per_s")
+        for name in names:
+            m = median_of(runs, "drain", name, "msgs_per_s")
+            add(f"| {LABELS[name]} | {fmt(m)} | {ratio(m, b)} | {fmt(median_of(runs, 'drain', name, 'steady_msgs_per_s'))} "
+                f"| {fmt(median_of(runs, 'drain', name, 'startup_s'), 2)} "
+                f"| {fmt(median_of(runs, 'drain', name, 'cpu_s'), 2)} "
+                f"| {fmt(median_of(runs, 'drain', name, 'cpu_us_per_msg'), 2)} "
+                f"| {fmt(median_of(runs, 'drain', name, 'rss_mb'))} | {valid_count(runs, 'drain', name)} |")
+        add("")
+    if "publish" in s.workloads:
+        add(f"**Publish** — {s.publish_n:,} orders through each framework's publish API, every acknowledgement "
+            "awaited; median of the valid runs.")
+        add("")
+        add("| contender | msg/s (first send → last ack) | vs cppfly | CPU s (whole process) | CPU µs/msg | "
+            "peak RSS MB | valid runs |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        b = median_of(runs, "publish", base, "msgs_per_s")
+        for name in names:
+            m = median_of(runs, "publish", name, "msgs_per_s")
+            add(f"| {LABELS[name]} | {fmt(m)} | {ratio(m, b)} | {fmt(median_of(runs, 'publish', name, 'cpu_s'), 2)} "
+                f"| {fmt(median_of(runs, 'publish', name, 'cpu_us_per_msg'), 2)} "
+                f"| {fmt(median_of(runs, 'publish', name, 'rss_mb'))} | {valid_count(runs, 'publish', name)} |")
+        add("")
+    if "latency" in s.workloads:
+        add(f"**Latency** — {s.rate:,} msg/s for {s.seconds} s after a {s.warmup} s warm-up (not counted); "
+            "producer clock in header `x-sent-us` → handler; median over the runs of each run's percentile.")
+        add("")
+        add("| contender | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs cppfly | last message after the producer's, s "
+            "| CPU s | valid runs |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        b = median_of(runs, "latency", base, "p99_ms")
+        for name in names:
+            p99 = median_of(runs, "latency", name, "p99_ms")
+            add(f"| {LABELS[name]} | {fmt(median_of(runs, 'latency', name, 'p50_ms'), 2)} | {fmt(p99, 2)} "
+                f"| {fmt(median_of(runs, 'latency', name, 'p999_ms'), 2)} "
+                f"| {fmt(median_of(runs, 'latency', name, 'max_ms'), 2)} | {ratio(p99, b)} "
+                f"| {fmt(median_of(runs, 'latency', name, 'behind_s'), 2)} "
+                f"| {fmt(median_of(runs, 'latency', name, 'cpu_s'), 2)} | {valid_count(runs, 'latency', name)} |")
+        add("")
+
+    # Goals.
+    goals = []
+
+    def goal(text: str, met: bool | None, detail: str) -> None:
+        goals.append((text, "met" if met else ("not met" if met is not None else "not measured"), detail))
+
+    d = {n: median_of(runs, "drain", n, "msgs_per_s") for n in names}
+    if d.get("cppfly") and d.get("spring"):
+        x = d["cppfly"] / d["spring"]
+        goal("cppfly drain ≥ 1.5× Spring Kafka", x >= 1.5, f"{x:.2f}×")
+    else:
+        goal("cppfly drain ≥ 1.5× Spring Kafka", None, "")
+    if d.get("cppfly") and d.get("faststream"):
+        x = d["cppfly"] / d["faststream"]
+        goal("cppfly drain ≥ 10× FastStream", x >= 10, f"{x:.1f}×")
+    else:
+        goal("cppfly drain ≥ 10× FastStream", None, "")
+    if d.get("cppfly") and d.get("raw"):
+        x = d["cppfly"] / d["raw"]
+        steady = [median_of(runs, "drain", n, "steady_msgs_per_s") for n in ("cppfly", "raw")]
+        extra = f" (steady rate: {steady[0] / steady[1]:.2f}×)" if all(steady) else ""
+        goal("cppfly drain ≥ 0.95× raw librdkafka", x >= 0.95, f"{x:.2f}×{extra}")
+    else:
+        goal("cppfly drain ≥ 0.95× raw librdkafka", None, "")
+    lc, ls = median_of(runs, "latency", "cppfly", "p99_ms"), median_of(runs, "latency", "spring", "p99_ms")
+    if lc is not None and ls is not None:
+        goal("cppfly p99 latency ≤ Spring's", lc <= ls, f"{lc:.2f} ms vs {ls:.2f} ms")
+    else:
+        goal("cppfly p99 latency ≤ Spring's", None, "")
+    add("| goal | result | measured |")
+    add("|---|---|---|")
+    for text, result, detail in goals:
+        add(f"| {text} | **{result}** | {detail} |")
+    add("")
+    add(f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gib']} GiB RAM, Linux {info['kernel']}; "
+        f"1-minute load {loads['before']:.2f} before the measurements (waited {loads['waited_s']:.0f} s for it), "
+        f"{loads['max']:.2f} at most during them, {loads['after']:.2f} after. "
+        f"Broker: {info['kafka']}, on the same machine. "
+        f"Clients: librdkafka {info['librdkafka']} (cppfly, raw); {info['spring']} on {info['java']}; "
+        f"FastStream {info['faststream']} with aiokafka {info['aiokafka']}, pydantic {info['pydantic']} on "
+        f"{info['python']}. cppfly at {info['git']}, built RelWithDebInfo (-O2). "
+        f"Run took {elapsed_s / 60:.1f} min. Command: `{command}`.")
+    add("")
+    add(f"![cppfly and its peers: throughput and latency]({os.path.relpath(png, ROOT / 'docs')})")
+    text = "\n".join(lines) + "\n"
+    out = out_dir / "results.md"
+    out.write_text(text)
+    (out_dir / "results.json").write_text(json.dumps({"settings": s.__dict__, "machine": info, "loads": loads,
+                                                      "command": command, "elapsed_s": elapsed_s, "runs": runs},
+                                                     indent=1))
+    return out
+
+
+def plot(bench: Bench, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = bench.settings
+    runs = bench.runs
+    names = s.contenders
+    colors = {"cppfly": "#1f77b4", "raw": "#7f7f7f", "spring": "#2ca02c", "faststream": "#d62728"}
+    panels = [w for w in ("drain", "publish", "latency") if w in s.workloads]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4))
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, workload in zip(axes, panels):
+        if workload in ("drain", "publish"):
+            values = [median_of(runs, workload, n, "msgs_per_s") or 0 for n in names]
+            bars = ax.bar([LABELS[n].replace(" for Apache Kafka", "\nKafka").replace("raw ", "raw\n") for n in names],
+                          values, color=[colors[n] for n in names])
+            for bar, value in zip(bars, values):
+                ax.annotate("void" if not value else f"{value / 1000:,.0f}k", (bar.get_x() + bar.get_width() / 2, value),
+                            ha="center", va="bottom", fontsize=9)
+            ax.set_ylabel("messages / s (higher is better)")
+            n_text = f"{s.drain_n:,}" if workload == "drain" else f"{s.publish_n:,}"
+            ax.set_title(("Drain: " if workload == "drain" else "Publish: ") + n_text + " messages"
+                         + ("*" if workload == "drain" and s.faststream_drain_n != s.drain_n
+                            and "faststream" in names else ""))
+            ax.margins(y=0.12)
+        else:
+            width = 0.25
+            for i, (key, label) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))):
+                values = [median_of(runs, "latency", n, key) or 0 for n in names]
+                xs = [j + (i - 1) * width for j in range(len(names))]
+                ax.bar(xs, values, width, label=label, color=[colors[n] for n in names], alpha=0.45 + 0.25 * i)
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels([LABELS[n].replace(" for Apache Kafka", "\nKafka").replace("raw ", "raw\n")
+                                for n in names])
+            ax.set_yscale("log")
+            ax.set_ylabel("end-to-end latency, ms (lower is better)")
+            ax.set_title(f"Latency at {s.rate:,} msg/s (bars: p50, p99, p99.9)")
+        ax.grid(axis="y", alpha=0.3)
+    title = "cppfly and its peers on one Apache Kafka broker (median of runs)"
+    if "drain" in panels and "faststream" in names and s.faststream_drain_n != s.drain_n:
+        title += f"; *FastStream drained {s.faststream_drain_n:,}"
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def wait_quiet(limit_s: float, threshold: float) -> float:
+    waited = 0.0
+    while load1() >= threshold and waited < limit_s:
+        log(f"1-minute load {load1():.2f} ≥ {threshold}: waiting for a quiet machine "
+            f"({waited / 60:.1f}/{limit_s / 60:.0f} min)")
+        time.sleep(30)
+        waited += 30
+    if load1() >= threshold:
+        log(f"the machine did not get quiet (load {load1():.2f}); measuring anyway, the load is recorded")
+    return waited
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench/peers/run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 50,000 messages, 10 s of latency, one round, results under build/ only")
+    parser.add_argument("--repeats", type=int, help="rounds (default 3; --quick 1)")
+    parser.add_argument("--drain-n", type=int, help="drain messages (default 1,000,000)")
+    parser.add_argument("--faststream-drain-n", type=int,
+                        help="drain messages for FastStream (default 200,000: at ~2,000 msg/s 1M takes ~8 min a run)")
+    parser.add_argument("--publish-n", type=int, help="publish messages (default 1,000,000)")
+    parser.add_argument("--rate", type=int, default=5000, help="latency: messages/s (default 5000)")
+    parser.add_argument("--seconds", type=int, help="latency: measured seconds (default 30)")
+    parser.add_argument("--warmup", type=int, help="latency: warm-up seconds, not counted (default 5)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset")
+    parser.add_argument("--workloads", default="drain,publish,latency", help="comma-separated subset")
+    parser.add_argument("--port", type=int, help="broker port (default: first free of 49092, 49192, ...)")
+    parser.add_argument("--wait-quiet", type=float, help="minutes to wait for 1-minute load < 1.0 (default 20; "
+                                                         "--quick 0)")
+    parser.add_argument("--png", help="plot path (default docs/peers.png; --quick build/peers-results/peers.png)")
+    args = parser.parse_args()
+
+    quick = args.quick
+    settings = Settings(
+        drain_n=args.drain_n or (50_000 if quick else 1_000_000),
+        faststream_drain_n=args.faststream_drain_n or (20_000 if quick else 200_000),
+        publish_n=args.publish_n or (50_000 if quick else 1_000_000),
+        rate=args.rate, seconds=args.seconds or (10 if quick else 30), warmup=args.warmup or (2 if quick else 5),
+        repeats=args.repeats or (1 if quick else 3),
+        contenders=[c for c in args.contenders.split(",") if c],
+        workloads=[w for w in args.workloads.split(",") if w])
+    for c in settings.contenders:
+        if c not in CONTENDERS:
+            parser.error(f"unknown contender {c} (allowed: {', '.join(CONTENDERS)})")
+    for w in settings.workloads:
+        if w not in ("drain", "publish", "latency"):
+            parser.error(f"unknown workload {w}")
+    if "cppfly" not in settings.contenders:
+        settings.contenders.insert(0, "cppfly")
+    out_dir = BUILD / "peers-results"
+    logs = out_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    png = Path(args.png) if args.png else (out_dir / "peers.png" if quick else ROOT / "docs" / "peers.png")
+    command = "bench/peers/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    started = time.monotonic() - float(os.environ.get("PEERS_SETUP_S", "0"))  # run's set-up and build included
+
+    broker = Broker(args.port)
+
+    def on_signal(signum: int, _frame) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        bootstrap = broker.start()
+        waited = wait_quiet((args.wait_quiet if args.wait_quiet is not None else (0 if quick else 20)) * 60, 1.0)
+        loads = {"before": load1(), "waited_s": waited}
+        bench = Bench(settings, Admin(bootstrap), bootstrap, logs)
+        log(f"measuring on {bootstrap}: {settings}")
+        bench.run_all()
+        loads["after"] = load1()
+        loads["max"] = max([loads["before"], loads["after"]] + [r["load1"] for r in bench.runs])
+    except KeyboardInterrupt:
+        if Running.current:
+            Running.current.kill()
+        log("interrupted")
+        return 130
+    finally:
+        broker.stop()
+    elapsed = time.monotonic() - started
+    info = machine_info()
+    plot(bench, png)
+    results = write_results(bench, out_dir, png, info, command, loads, elapsed)
+    print(results.read_text())
+    log(f"results: {os.path.relpath(results, ROOT)} (+ results.json, logs/), plot: {os.path.relpath(png, ROOT)}; "
+        f"{elapsed / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

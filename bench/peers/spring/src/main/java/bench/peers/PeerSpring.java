@@ -1,0 +1,145 @@
+// peer-spring: the Spring for Apache Kafka contender of bench/peers, written as a Spring Boot user
+// writes it: one @KafkaListener in group "bench" taking a Java record decoded by Jackson (Spring
+// Kafka's JsonDeserializer), KafkaTemplate for publishing, Boot's and the Kafka client's defaults
+// otherwise (application.properties). The protocol (PEER_* variables, the JSON report line) is the
+// one in bench/peers/common/peer_common.hpp.
+package bench.peers;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+import org.springframework.boot.SpringApplication;
+import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.context.ConfigurableApplicationContext;
+import org.springframework.kafka.annotation.KafkaListener;
+import org.springframework.kafka.core.KafkaTemplate;
+import org.springframework.messaging.handler.annotation.Header;
+import org.springframework.stereotype.Component;
+
+@SpringBootApplication
+public class PeerSpring {
+
+  static final String MODE = env("PEER_MODE", "consume");
+  static final String TOPIC = env("PEER_TOPIC", "peers-orders");
+  static final int COUNT = Integer.parseInt(env("PEER_COUNT", "1000000"));
+  static final String LATENCY_FILE = env("PEER_LATENCY_FILE", "");
+  static final long TIMEOUT_S = Long.parseLong(env("PEER_TIMEOUT_S", "900"));
+
+  static String env(String name, String fallback) {
+    String value = System.getenv(name);
+    return value == null || value.isEmpty() ? fallback : value;
+  }
+
+  static long nowMicros() {
+    Instant now = Instant.now();
+    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  }
+
+  public static void main(String[] args) throws Exception {
+    ConfigurableApplicationContext context = SpringApplication.run(PeerSpring.class, args);
+    int code = "publish".equals(MODE) ? context.getBean(Publisher.class).publishAll() : context.getBean(Tally.class).awaitAndReport();
+    System.exit(SpringApplication.exit(context, () -> code));
+  }
+
+  /** What the listener saw. record() runs on the listener container's thread. */
+  @Component
+  static class Tally {
+    private final long[] latencies = LATENCY_FILE.isEmpty() ? null : new long[COUNT];
+    private final CountDownLatch done = new CountDownLatch(1);
+    private volatile long count;
+    private long sum;
+    private long sumsq;
+    private long firstMs;
+    private long lastMs;
+
+    Tally() {
+      if (latencies != null) java.util.Arrays.fill(latencies, Long.MIN_VALUE);
+    }
+
+    void record(long id, byte[] sentUs) {
+      long nowUs = nowMicros();
+      if (latencies != null && sentUs != null && id >= 0 && id < COUNT) {
+        latencies[(int) id] = nowUs - Long.parseLong(new String(sentUs, StandardCharsets.US_ASCII));
+      }
+      long n = count + 1;
+      if (n == 1) firstMs = nowUs / 1000;
+      lastMs = nowUs / 1000;
+      sum += id;
+      sumsq += id * id;
+      count = n;
+      if (n == COUNT) done.countDown();
+    }
+
+    int awaitAndReport() throws InterruptedException, IOException {
+      boolean ok = done.await(TIMEOUT_S, TimeUnit.SECONDS);
+      long n = count;
+      System.out.printf("{\"count\":%d,\"sum\":%s,\"sumsq\":%s,\"start_ms\":%d,\"first_ms\":%d,\"last_ms\":%d}%n", n,
+          Long.toUnsignedString(sum), Long.toUnsignedString(sumsq), ManagementFactory.getRuntimeMXBean().getStartTime(),
+          firstMs, lastMs);
+      System.out.flush();
+      if (latencies != null) {
+        try (BufferedWriter out = Files.newBufferedWriter(Path.of(LATENCY_FILE))) {
+          for (int id = 0; id < latencies.length; ++id) {
+            if (latencies[id] != Long.MIN_VALUE) out.write(id + " " + latencies[id] + "\n");
+          }
+        }
+      }
+      return ok ? 0 : 1;
+    }
+  }
+
+  @Component
+  static class OrderListener {
+    private final Tally tally;
+
+    OrderListener(Tally tally) {
+      this.tally = tally;
+    }
+
+    @KafkaListener(topics = "${PEER_TOPIC:peers-orders}", groupId = "bench",
+                   autoStartup = "#{'${PEER_MODE:consume}' == 'consume'}")
+    public void onOrder(Order order, @Header(name = "x-sent-us", required = false) byte[] sentUs) {
+      tally.record(order.id(), sentUs);
+    }
+  }
+
+  /** publish: N orders through KafkaTemplate.send (key = id), then wait for every acknowledgement. */
+  @Component
+  static class Publisher {
+    private final KafkaTemplate<String, Order> template;
+
+    Publisher(KafkaTemplate<String, Order> template) {
+      this.template = template;
+    }
+
+    int publishAll() {
+      long startMs = ManagementFactory.getRuntimeMXBean().getStartTime();
+      long firstMs = System.currentTimeMillis();
+      CompletableFuture<?>[] sends = new CompletableFuture<?>[COUNT];
+      for (int id = 0; id < COUNT; ++id) sends[id] = template.send(TOPIC, Integer.toString(id), Order.of(id));
+      long ok = 0;
+      long errors = 0;
+      for (CompletableFuture<?> send : sends) {
+        try {
+          send.join();
+          ++ok;
+        } catch (RuntimeException e) {
+          if (errors++ == 0) System.err.println("peer-spring: publish failed: " + e);
+        }
+      }
+      long lastMs = System.currentTimeMillis();
+      System.out.printf("{\"count\":%d,\"errors\":%d,\"start_ms\":%d,\"first_ms\":%d,\"last_ms\":%d}%n", ok, errors,
+          startMs, firstMs, lastMs);
+      System.out.flush();
+      return errors == 0 ? 0 : 1;
+    }
+  }
+}
