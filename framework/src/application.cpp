@@ -255,7 +255,10 @@ void Application::run_hooks(messaging::HookPhase phase) {
 void Application::start() {
   if (running_) return;
   for (const auto& warning : config_.warnings()) detail::log().warn("config: {}", warning);
-  bind_listeners();
+  if (!bound_) {
+    bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
+    bound_ = true;
+  }
   try {
     broker().start();
   } catch (const config::ConfigError& e) {

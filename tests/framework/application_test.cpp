@@ -205,3 +205,21 @@ TEST_CASE("a config error raised by the broker names where its key was set", "[a
   app.use_broker(std::make_unique<RefusingBroker>());
   CHECK_THROWS_WITH(app.start(), Catch::StartsWith("svc.yaml:5:27: pyfly.messaging.kafka.properties.compression.type"));
 }
+
+TEST_CASE("application stopped and started again delivers each message once per listener", "[application]") {
+  ListenerRegistry registry;
+  int broadcast = 0, grouped = 0;
+  registry.add(make_listener("all", [&](const Message&) { ++broadcast; }, {.topic = "t"}));
+  registry.add(make_listener("one", [&](const Message&) { ++grouped; }, {.topic = "t", .group_id = "g"}));
+  Application app(memory_config(), registry);
+  app.start();
+  app.broker().publish("t", "1");
+  app.stop();
+  app.start();
+  app.broker().publish("t", "2");
+  CHECK(broadcast == 2);
+  CHECK(grouped == 2);
+  auto& broker = memory(app);
+  app.stop();
+  CHECK_FALSE(broker.running());
+}

@@ -198,3 +198,46 @@ TEST_CASE("memory broker handlers may publish and subscribe from inside a handle
   REQUIRE(shipped.messages.size() == 1);
   CHECK(shipped.messages[0].value == "ship 7");
 }
+
+TEST_CASE("memory broker stop() waits for a handler running on another thread", "[memory]") {
+  InMemoryMessageBroker broker;
+  std::promise<void> entered, release;
+  auto released = release.get_future().share();
+  std::mutex order_mutex;
+  std::vector<std::string> order;
+  auto note = [&](const char* event) {
+    std::lock_guard lock(order_mutex);
+    order.emplace_back(event);
+  };
+  broker.subscribe("t", [&](const Message&) {
+    entered.set_value();
+    REQUIRE(released.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    note("handler finished");
+  });
+  broker.start();
+  std::thread publisher([&] { broker.publish("t", "x"); });
+  REQUIRE(entered.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  std::thread stopper([&] {
+    broker.stop();
+    note("stop returned");
+  });
+  // Release the handler once stop() has begun (publishing is refused from then on).
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+       broker.running() && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::yield();
+  }
+  CHECK_FALSE(broker.running());
+  CHECK_THROWS_AS(broker.publish("t", "late"), BrokerError);
+  release.set_value();
+  publisher.join();
+  stopper.join();
+  CHECK(order == std::vector<std::string>{"handler finished", "stop returned"});
+}
+
+TEST_CASE("memory broker stop() from inside a handler does not wait for itself", "[memory]") {
+  InMemoryMessageBroker broker;
+  broker.subscribe("t", [&](const Message&) { broker.stop(); });
+  broker.start();
+  broker.publish("t", "x");
+  CHECK_FALSE(broker.running());
+}

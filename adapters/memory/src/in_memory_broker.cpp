@@ -17,6 +17,9 @@ struct StringHash {
   std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+/// Deliveries under way on this thread (a handler that publishes nests them).
+thread_local int deliveries_on_this_thread = 0;
+
 std::int64_t now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -54,7 +57,15 @@ void InMemoryMessageBroker::start() {
 }
 
 void InMemoryMessageBroker::stop() {
-  if (running_.exchange(false, std::memory_order_acq_rel)) detail::log().debug("in-memory broker stopped");
+  stopping_.store(true);
+  const bool was_running = running_.exchange(false);
+  {
+    // Deliveries this thread is inside of (stop() called from a handler) cannot finish first.
+    std::unique_lock lock(idle_mutex_);
+    idle_.wait(lock, [this] { return in_flight_.load() <= deliveries_on_this_thread; });
+  }
+  stopping_.store(false);
+  if (was_running) detail::log().debug("in-memory broker stopped");
 }
 
 void InMemoryMessageBroker::subscribe(std::string_view topic, MessageHandler handler,
@@ -93,7 +104,22 @@ std::shared_ptr<const InMemoryMessageBroker::Topic> InMemoryMessageBroker::find_
 }
 
 DeliveryResult InMemoryMessageBroker::deliver(std::string_view topic, std::string value, PublishOptions options) {
-  if (!running()) {
+  // Counted before running_ is read (both sequentially consistent): stop() either refuses this
+  // delivery or waits for it.
+  in_flight_.fetch_add(1);
+  ++deliveries_on_this_thread;
+  struct Done {
+    InMemoryMessageBroker& broker;
+    ~Done() {
+      --deliveries_on_this_thread;
+      broker.in_flight_.fetch_sub(1);
+      if (broker.stopping_.load()) {
+        std::lock_guard lock(broker.idle_mutex_);
+        broker.idle_.notify_all();
+      }
+    }
+  } done{*this};
+  if (!running_.load()) {
     throw BrokerError("in-memory broker: cannot publish to '" + std::string(topic) +
                       "' before start() (or after stop())");
   }

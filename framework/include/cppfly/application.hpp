@@ -75,6 +75,7 @@ class Application {
   std::unordered_map<std::type_index, void*> instances_;
   std::vector<std::shared_ptr<void>> owned_services_;
   bool running_{false};
+  bool bound_{false};
   bool stopped_{false};
   mutable std::mutex stop_mutex_;
   std::condition_variable stop_cv_;

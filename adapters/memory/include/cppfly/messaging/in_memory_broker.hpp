@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,7 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
                                             PublishOptions options = {}) override;
   void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) override;
   void start() override;
+  /// Refuses further publishes and waits for deliveries running on other threads to finish.
   void stop() override;
 
   [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
@@ -48,6 +50,10 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
 
   InMemoryBrokerOptions options_;
   std::atomic<bool> running_{false};
+  std::atomic<int> in_flight_{0};  // deliveries under way, on any thread
+  std::atomic<bool> stopping_{false};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_;
   mutable std::mutex routes_mutex_;
   std::shared_ptr<const Routes> routes_;  // copy-on-write: publish reads a snapshot, subscribe swaps
   mutable std::mutex record_mutex_;
