@@ -138,18 +138,24 @@ void group_split_scenario(TestCluster& cluster) {
 
   const auto first_before = first.size();
   const auto second_before = second.size();
-  std::vector<std::string> batch;
   for (int i = 0; i < 40; ++i) {
     const auto value = "work-" + std::to_string(i);
     publisher.publish(topic, value, PublishOptions{.partition = i % kPartitions});
-    batch.push_back(value);
     published.push_back(value);
   }
   const auto sentinels = publish_sentinels(publisher, topic, "end", kPartitions);
   REQUIRE(both.wait_for_values(sentinels));
 
-  // Together: every record exactly once.
-  CHECK(sorted(payloads(both)) == sorted(published));
+  const auto received = sorted(payloads(both));
+  if (cluster.commits_during_rebalance()) {
+    // Together: every record exactly once, across the rebalances too.
+    CHECK(received == sorted(published));
+  } else {
+    // Nothing lost; a record may come twice around a rebalance (see commits_during_rebalance()).
+    std::vector<std::string> distinct = received;
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    CHECK(distinct == sorted(published));
+  }
   // Split: after settling, the members own disjoint partitions that cover the topic.
   std::set<std::int32_t> owned_a;
   std::set<std::int32_t> owned_b;

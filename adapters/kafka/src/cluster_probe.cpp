@@ -32,8 +32,9 @@ void await_cluster(rd_kafka_t* rk, const ClientContext& context, const std::stri
                                  took.count());
       return;
     }
-    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT) {
-      // Not a reachability problem librdkafka retries by itself: back off a little.
+    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      // An answer that came early (e.g. a refused connection): do not spin; librdkafka
+      // reconnects with its own backoff meanwhile.
       std::this_thread::sleep_for(std::min(std::chrono::milliseconds{100}, left));
     }
   }

@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 #include <string_view>
+#include <vector>
 
 #include <cppfly/config/config.hpp>
 #include <cppfly/detail/log.hpp>
@@ -15,6 +16,7 @@ namespace cppfly::kafka::detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
 
 std::string describe(const Subscription& subscription) {
   if (subscription.group) return "consumer of '" + subscription.topic + "' (group '" + *subscription.group + "')";
@@ -27,6 +29,11 @@ std::string broadcast_group_id() {
   std::ostringstream id;
   id << "cppfly-broadcast-" << std::hex << engine();
   return id.str();
+}
+
+std::chrono::milliseconds left_of(Clock::time_point deadline) {
+  return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
+                  std::chrono::milliseconds{0});
 }
 
 int millis_left(Clock::time_point deadline) {
@@ -123,37 +130,62 @@ void Consumer::record_start_offsets() {
   const auto& topic = subscription_->topic;
   auto fall_back = [&](const std::string& why) {
     cppfly::detail::log().warn(
-        "kafka: {}: cannot read where '{}' ends ({}); it starts at the latest offsets found when its partitions "
-        "are assigned, so records published in between are not seen",
-        description(), topic, why);
+        "kafka: {}: cannot read where '{}' ends within {} ms ({}); it starts at the latest offsets found when its "
+        "partitions are assigned, so records published in between are not seen",
+        description(), topic, cluster_timeout_.count(), why);
     start_mode_ = StartMode::latest;
     start_offsets_.clear();
   };
+  // A topic created a moment ago answers "leader not available" / "not leader" for a
+  // while: retry (briefly apart) until the deadline.
+  auto pause = [&] { std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(100ms, left_of(deadline))); };
 
   const TopicHandle handle(rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr));
-  const rd_kafka_metadata_t* raw = nullptr;
-  const auto err = rd_kafka_metadata(rk_.get(), 0, handle.get(), &raw, millis_left(deadline));
-  const MetadataHandle metadata(raw);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || !metadata) return fall_back(rd_kafka_err2str(err));
-  const rd_kafka_metadata_topic* found = nullptr;
-  for (int i = 0; i < metadata->topic_cnt; ++i) {
-    if (topic == metadata->topics[i].topic) found = &metadata->topics[i];
-  }
-  if (found == nullptr || found->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || found->partition_cnt == 0) {
-    // The topic does not exist yet: everything it will ever hold comes after this point.
-    start_mode_ = StartMode::from_beginning;
-    return;
-  }
-  for (int i = 0; i < found->partition_cnt; ++i) {
-    const auto partition = found->partitions[i].id;
-    std::int64_t low = 0;
-    std::int64_t high = 0;
-    const auto werr =
-        rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high, millis_left(deadline));
-    if (werr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return fall_back("partition " + std::to_string(partition) + ": " + rd_kafka_err2str(werr));
+  std::vector<std::int32_t> partitions;
+  for (;;) {
+    const rd_kafka_metadata_t* raw = nullptr;
+    const auto err = rd_kafka_metadata(rk_.get(), 0, handle.get(), &raw, std::max(millis_left(deadline), 1));
+    const MetadataHandle metadata(raw);
+    std::string problem;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || !metadata) {
+      problem = rd_kafka_err2str(err);
+    } else {
+      const rd_kafka_metadata_topic* found = nullptr;
+      for (int i = 0; i < metadata->topic_cnt; ++i) {
+        if (topic == metadata->topics[i].topic) found = &metadata->topics[i];
+      }
+      if (found == nullptr || found->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+          (found->err == RD_KAFKA_RESP_ERR_NO_ERROR && found->partition_cnt == 0)) {
+        // The topic does not exist yet: everything it will ever hold comes after this point.
+        start_mode_ = StartMode::from_beginning;
+        return;
+      }
+      if (found->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        problem = rd_kafka_err2str(found->err);
+      } else {
+        for (int i = 0; i < found->partition_cnt; ++i) partitions.push_back(found->partitions[i].id);
+        break;
+      }
     }
-    start_offsets_[partition] = high;
+    if (Clock::now() >= deadline) return fall_back(problem);
+    pause();
+  }
+
+  for (const auto partition : partitions) {
+    for (;;) {
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      const auto err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
+                                                        std::clamp(millis_left(deadline), 1, 1000));
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        start_offsets_[partition] = high;
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        return fall_back("partition " + std::to_string(partition) + ": " + rd_kafka_err2str(err));
+      }
+      pause();
+    }
   }
   start_mode_ = StartMode::recorded;
 }

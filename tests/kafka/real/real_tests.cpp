@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "scenarios.hpp"
+#include "../scenarios.hpp"
 
 using namespace cppfly;
 using namespace cppfly::kafka;
