@@ -137,7 +137,7 @@ TEST_CASE("application refuses to start with registration problems, naming them"
   CHECK_FALSE(app.running());
 }
 
-TEST_CASE("broker factory: auto picks kafka when available, else memory; unknown is refused", "[factory]") {
+TEST_CASE("broker factory: auto picks kafka when available, else memory, and refuses an unknown adapter", "[factory]") {
   BrokerFactory only_memory;
   only_memory.add("memory", [](const config::MessagingProperties&) { return std::make_unique<InMemoryMessageBroker>(); });
   CHECK(only_memory.resolve(config::Provider::auto_detect) == "memory");
