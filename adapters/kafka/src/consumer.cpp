@@ -211,13 +211,15 @@ void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_to
   auto* self = static_cast<Consumer*>(static_cast<ClientContext*>(opaque));
   try {
     self->rebalance(rk, err, partitions);
+    return;
   } catch (const std::exception& e) {
-    cppfly::detail::log().error("kafka: {}: rebalance failed: {}", self->description(), e.what());
-    rd_kafka_assign(rk, nullptr);
+    cppfly::detail::log().error("kafka: {}: rebalance handling failed: {}", self->description(), e.what());
   } catch (...) {
-    cppfly::detail::log().error("kafka: {}: rebalance failed", self->description());
-    rd_kafka_assign(rk, nullptr);
+    cppfly::detail::log().error("kafka: {}: rebalance handling failed", self->description());
   }
+  // Nothing may escape into librdkafka; still give it the (un)assignment it waits for.
+  // (Eager protocol; an exception here is a bug or out of memory.)
+  rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? partitions : nullptr);
 }
 
 void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {

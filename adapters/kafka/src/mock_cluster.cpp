@@ -12,6 +12,10 @@
 
 namespace cppfly::kafka::detail {
 
+void MockClusterDeleter::operator()(rd_kafka_mock_cluster_t* cluster) const noexcept {
+  rd_kafka_mock_cluster_destroy(cluster);
+}
+
 EmbeddedCluster::EmbeddedCluster(int brokers) : brokers_(std::max(brokers, 1)) {
   ConfHandle conf(rd_kafka_conf_new());
   install_log_callback(conf.get());
@@ -26,11 +30,11 @@ EmbeddedCluster::EmbeddedCluster(int brokers) : brokers_(std::max(brokers, 1)) {
   }
   conf.release();  // owned by the rd_kafka_t now
 
-  cluster_ = rd_kafka_mock_cluster_new(owner_.get(), brokers_);
-  if (cluster_ == nullptr) {
+  cluster_.reset(rd_kafka_mock_cluster_new(owner_.get(), brokers_));
+  if (!cluster_) {
     throw messaging::BrokerError("embedded Kafka: librdkafka could not start a mock cluster");
   }
-  bootstraps_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+  bootstraps_ = rd_kafka_mock_cluster_bootstraps(cluster_.get());
   cppfly::detail::log().warn(
       "EMBEDDED KAFKA at {} ({} broker(s)): an in-process librdkafka mock cluster for development and "
       "tests ONLY. Nothing is persisted, there is no TLS/SASL, and it stops with this process. "
@@ -38,17 +42,12 @@ EmbeddedCluster::EmbeddedCluster(int brokers) : brokers_(std::max(brokers, 1)) {
       bootstraps_, brokers_);
 }
 
-EmbeddedCluster::~EmbeddedCluster() {
-  if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
-  owner_.reset();
-}
-
 void EmbeddedCluster::ensure_topic(std::string_view topic) {
   const std::lock_guard lock(mutex_);
   if (topics_.contains(topic)) return;
   const std::string name(topic);
   const auto replication = std::min(brokers_, 3);
-  const auto err = rd_kafka_mock_topic_create(cluster_, name.c_str(), kTopicPartitions, replication);
+  const auto err = rd_kafka_mock_topic_create(cluster_.get(), name.c_str(), kTopicPartitions, replication);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
     throw messaging::BrokerError("embedded Kafka: cannot create topic '" + name + "': " + rd_kafka_err2str(err));
   }

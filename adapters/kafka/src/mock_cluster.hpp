@@ -2,6 +2,7 @@
 // Internal.
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -13,6 +14,10 @@ typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;  // NOLINT: libr
 
 namespace cppfly::kafka::detail {
 
+struct MockClusterDeleter {
+  void operator()(rd_kafka_mock_cluster_t* cluster) const noexcept;
+};
+
 class EmbeddedCluster {
  public:
   /// Partitions of a topic the adapter creates on the mock cluster.
@@ -21,7 +26,7 @@ class EmbeddedCluster {
   /// Starts `brokers` mock brokers listening on 127.0.0.1 (random ports). Throws
   /// messaging::BrokerError when librdkafka cannot start them.
   explicit EmbeddedCluster(int brokers);
-  ~EmbeddedCluster();
+  ~EmbeddedCluster() = default;
   EmbeddedCluster(const EmbeddedCluster&) = delete;
   EmbeddedCluster& operator=(const EmbeddedCluster&) = delete;
 
@@ -36,7 +41,7 @@ class EmbeddedCluster {
 
  private:
   KafkaHandle owner_;  ///< the rd_kafka_t librdkafka needs to run the mock cluster on
-  rd_kafka_mock_cluster_t* cluster_{nullptr};
+  std::unique_ptr<rd_kafka_mock_cluster_t, MockClusterDeleter> cluster_;  ///< destroyed before owner_
   std::string bootstraps_;
   int brokers_{1};
   std::mutex mutex_;
