@@ -402,8 +402,14 @@ void Consumer::close_client() noexcept {
       if (error) {
         log.warn("kafka: {}: close failed: {}", description(), rd_kafka_error_string(error.get()));
       } else {
+        // Served as events, not callbacks: the queue also receives records that were fetched but
+        // never handed out, which librdkafka cannot serve by callback (it aborts). Those are dropped:
+        // their offsets were never stored, so the group's next owner reads them.
         while (rd_kafka_consumer_closed(rk_.get()) == 0 && Clock::now() < deadline) {
-          rd_kafka_queue_poll_callback(queue.get(), std::min(millis_left(deadline), 100));
+          const EventHandle event(rd_kafka_queue_poll(queue.get(), std::min(millis_left(deadline), 100)));
+          if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
+            rebalance(rk_.get(), rd_kafka_event_error(event.get()), rd_kafka_event_topic_partition_list(event.get()));
+          }
         }
         closed = rd_kafka_consumer_closed(rk_.get()) != 0;
       }
