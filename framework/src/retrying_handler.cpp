@@ -66,8 +66,15 @@ PublishOptions dead_letter_options(const Message& message, std::string_view exce
 MessageHandler with_failure_policy(MessageHandler handler, FailurePolicy policy, MessageBrokerPort& broker) {
   return [handler = std::move(handler), policy = std::move(policy), &broker](const Message& message) {
     auto dead_letter = [&](const Failure& failure, int retries) {
-      broker.publish(policy.dead_letter_topic, message.value,
-                     dead_letter_options(message, failure.type, failure.message, retries));
+      try {
+        broker.publish(policy.dead_letter_topic, message.value,
+                       dead_letter_options(message, failure.type, failure.message, retries));
+      } catch (const std::exception& e) {
+        // Neither handled nor dead-lettered: the adapter must deliver it again, not acknowledge it.
+        detail::log().error("listener {}: {} could not be sent to dead-letter topic '{}': {}", policy.listener_name,
+                            where(message), policy.dead_letter_topic, e.what());
+        throw RedeliveryRequired("dead-letter publish to '" + policy.dead_letter_topic + "' failed: " + e.what());
+      }
       detail::log().warn("listener {}: {} sent to dead-letter topic '{}' after {} retries: {}: {}",
                          policy.listener_name, where(message), policy.dead_letter_topic, retries, failure.type,
                          failure.message);

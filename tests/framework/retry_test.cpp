@@ -125,3 +125,19 @@ TEST_CASE("dead_letter_options keeps key and headers and adds the dead-letter he
   CHECK(options.headers.get("x-exception") == std::optional<std::string_view>("std::runtime_error"));
   CHECK_FALSE(options.partition.has_value());
 }
+
+TEST_CASE("retry: a dead-letter publish that fails asks the adapter to deliver the message again", "[retry][dlq]") {
+  /// Refuses every publish: the dead-letter topic cannot be reached.
+  struct DownBroker : MessageBrokerPort {
+    void publish(std::string_view topic, std::string_view, PublishOptions) override {
+      throw BrokerError("cannot reach '" + std::string(topic) + "'");
+    }
+    std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
+    void subscribe(std::string_view, MessageHandler, std::optional<std::string>) override {}
+    void start() override {}
+    void stop() override {}
+  } down;
+  auto handler = with_failure_policy([](const Message&) { throw std::runtime_error("boom"); }, policy(1, "dlq"), down);
+  CHECK_THROWS_AS(handler(Message{.topic = "orders", .value = "x"}), RedeliveryRequired);
+  CHECK_THROWS_WITH(handler(Message{.topic = "orders", .value = "x"}), Catch::Contains("cannot reach 'dlq'"));
+}

@@ -318,3 +318,20 @@ TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kaf
     CHECK_THROWS_AS(adapter.start(), config::ConfigError);
   }
 }
+
+TEST_CASE("embedded: a record its handler could not settle is delivered again, in order", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  const auto topic = unique_name("redeliver");
+  Inbox inbox;
+  std::atomic<int> refusals{0};
+  // The first delivery of "b" fails as a failed dead-letter publish does: RedeliveryRequired.
+  adapter.subscribe(topic, inbox.handler([&](const Message& m) {
+    if (m.value == "b" && refusals.fetch_add(1) == 0) throw messaging::RedeliveryRequired("dead-letter topic down");
+  }), unique_name("group"));
+  adapter.start();
+  for (const char* value : {"a", "b", "c"}) adapter.publish(topic, value, PublishOptions{.partition = 0});
+  REQUIRE(inbox.wait_for_count(4));
+  CHECK(inbox.values() == std::vector<std::string>{"a", "b", "b", "c"});
+  CHECK(refusals == 2);
+  adapter.stop();
+}

@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <cppfly/config/config.hpp>
@@ -16,6 +17,9 @@ namespace cppfly::kafka::detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+/// How long a record that could not be settled waits before it is delivered again.
+constexpr std::chrono::milliseconds kRedeliveryBackoff{1000};
 using namespace std::chrono_literals;
 
 std::string describe(const Subscription& subscription) {
@@ -338,6 +342,13 @@ void Consumer::dispatch(const rd_kafka_message_t& record) {
 
   try {
     subscription_->handler(message);
+  } catch (const messaging::RedeliveryRequired& e) {
+    // Neither handled nor dead-lettered: not acknowledged; read again from this record.
+    cppfly::detail::log().error("kafka: handler for '{}' [partition {}, offset {}] could not settle the record: {}; "
+                                "it is delivered again",
+                                message.topic, message.partition, message.offset, e.what());
+    rewind(record);
+    return;
   } catch (const std::exception& e) {
     // The framework's retry/dead-letter wrapper runs inside the handler: an exception that
     // reaches this point means its retries are exhausted and there is no dead-letter topic.
@@ -366,6 +377,20 @@ void Consumer::dispatch(const rd_kafka_message_t& record) {
                                                      ? offsets->elems[0].err
                                                      : err));
   }
+}
+
+void Consumer::rewind(const rd_kafka_message_t& record) {
+  const PartitionListHandle position(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(position.get(), rd_kafka_topic_name(record.rkt), record.partition)->offset =
+      record.offset;
+  const ErrorHandle error(rd_kafka_seek_partitions(rk_.get(), position.get(), static_cast<int>(cluster_timeout_.count())));
+  if (error) {
+    cppfly::detail::log().error("kafka: {}: cannot rewind partition {} to offset {}: {}", description(),
+                                record.partition, record.offset, rd_kafka_error_string(error.get()));
+  }
+  // Back off before the record comes again, so a broker outage is not a busy loop; stop() cuts it short.
+  const auto until = Clock::now() + kRedeliveryBackoff;
+  while (!stop_requested_.load() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
 void Consumer::report(const rd_kafka_message_t& record) {

@@ -62,6 +62,8 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) noexcept;
+  /// Seeks the record's partition back to it (it was not settled) and backs off.
+  void rewind(const rd_kafka_message_t& record);
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void record_start_offsets();
   [[nodiscard]] std::int64_t broadcast_position(std::int32_t partition) const;

@@ -21,6 +21,13 @@ class BrokerError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown through a handler when its message was neither handled nor dead-lettered (the dead-letter
+/// publish failed). Adapters must not acknowledge the message: they deliver it again later.
+class RedeliveryRequired : public BrokerError {
+ public:
+  using BrokerError::BrokerError;
+};
+
 /// The port. Adapters: InMemoryMessageBroker (adapters/memory), KafkaAdapter (adapters/kafka).
 class MessageBrokerPort {
  public:
