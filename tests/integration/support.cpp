@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include "../kafka/support.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -86,27 +88,6 @@ struct EventDeleter {
 };
 using Event = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
 
-/// Partitions of `topic` that have a leader; -1 when the topic is unknown, 0 while some lack one.
-int partitions_with_leader(rd_kafka_t* rk, const std::string& topic) {
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* metadata = nullptr;
-  int count = -1;
-  if (rd_kafka_metadata(rk, 0, handle, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < metadata->topic_cnt; ++i) {
-      const auto& t = metadata->topics[i];
-      if (topic != t.topic || t.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-      count = 0;
-      for (int p = 0; p < t.partition_cnt; ++p) {
-        if (t.partitions[p].leader >= 0 && t.partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR) ++count;
-      }
-      if (count != t.partition_cnt) count = 0;
-    }
-    rd_kafka_metadata_destroy(metadata);
-  }
-  rd_kafka_topic_destroy(handle);
-  return count;
-}
-
 std::string quote(const std::string& arg) {
   if (!arg.empty() && arg.find_first_of(" \t\n'\"\\$`|&;<>()*?!{}[]") == std::string::npos) return arg;
   std::string quoted = "'";
@@ -147,43 +128,7 @@ std::string unique_name(const std::string& what) {
 }
 
 void create_topic(const std::string& servers, const std::string& topic, int partitions) {
-  const AdminClient admin(servers);
-  std::array<char, 512> reason{};
-  rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, reason.data(), reason.size());
-  if (new_topic == nullptr) throw std::runtime_error("cannot create topic " + topic + ": " + reason.data());
-  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(admin.handle(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(options, 20000, reason.data(), reason.size());
-  rd_kafka_CreateTopics(admin.handle(), &new_topic, 1, options, admin.queue());
-  rd_kafka_AdminOptions_destroy(options);
-  rd_kafka_NewTopic_destroy(new_topic);
-
-  const Event event(admin.await(RD_KAFKA_EVENT_CREATETOPICS_RESULT, kWait));
-  std::string failure;
-  if (!event) {
-    failure = "no CreateTopics result within " + std::to_string(kWait.count()) + " s";
-  } else if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    failure = rd_kafka_event_error_string(event.get());
-  } else {
-    std::size_t count = 0;
-    const auto** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event.get()), &count);
-    for (std::size_t i = 0; i < count; ++i) {
-      if (const auto err = rd_kafka_topic_result_error(results[i]); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char* message = rd_kafka_topic_result_error_string(results[i]);
-        failure = message != nullptr ? message : rd_kafka_err2str(err);
-      }
-    }
-  }
-  if (!failure.empty()) throw std::runtime_error("cannot create topic " + topic + ": " + failure);
-
-  const auto deadline = Clock::now() + kWait;
-  while (partitions_with_leader(admin.handle(), topic) != partitions) {
-    if (Clock::now() >= deadline) {
-      throw std::runtime_error("topic " + topic + " did not get " + std::to_string(partitions) +
-                               " partitions with leaders within " + std::to_string(kWait.count()) + " s");
-    }
-    std::this_thread::sleep_for(100ms);  // polling the cluster's state, bounded by the deadline
-  }
+  cppfly::kafka::test::RealCluster(servers).create_topic(topic, partitions);
 }
 
 config::Config kafka_config(const std::string& servers, const std::string& extra) {
