@@ -103,7 +103,8 @@ std::shared_ptr<const InMemoryMessageBroker::Topic> InMemoryMessageBroker::find_
   return created;
 }
 
-DeliveryResult InMemoryMessageBroker::deliver(std::string_view topic, std::string value, PublishOptions options) {
+void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, PublishOptions options,
+                                    DeliveryResult* result) {
   // Counted before running_ is read (both sequentially consistent): stop() either refuses this
   // delivery or waits for it.
   in_flight_.fetch_add(1);
@@ -138,7 +139,7 @@ DeliveryResult InMemoryMessageBroker::deliver(std::string_view topic, std::strin
                   .partition = options.partition.value_or(0),
                   .offset = route->next_offset->fetch_add(1, std::memory_order_relaxed),
                   .timestamp_ms = now_ms()};
-  DeliveryResult result{.topic = message.topic, .partition = message.partition, .offset = message.offset};
+  if (result != nullptr) *result = {.topic = message.topic, .partition = message.partition, .offset = message.offset};
   if (options_.record_published) {
     std::lock_guard lock(record_mutex_);
     record_.push_back(message);
@@ -159,18 +160,19 @@ DeliveryResult InMemoryMessageBroker::deliver(std::string_view topic, std::strin
     call(group.members[index]);
   }
   if (first_error) std::rethrow_exception(first_error);
-  return result;
 }
 
 void InMemoryMessageBroker::publish(std::string_view topic, std::string_view value, PublishOptions options) {
-  deliver(topic, std::string(value), std::move(options));
+  deliver(topic, std::string(value), std::move(options), nullptr);
 }
 
 std::future<DeliveryResult> InMemoryMessageBroker::publish_async(std::string_view topic, std::string value,
                                                                  PublishOptions options) {
   std::promise<DeliveryResult> promise;
   try {
-    promise.set_value(deliver(topic, std::move(value), std::move(options)));
+    DeliveryResult result;
+    deliver(topic, std::move(value), std::move(options), &result);
+    promise.set_value(std::move(result));
   } catch (...) {
     promise.set_exception(std::current_exception());
   }

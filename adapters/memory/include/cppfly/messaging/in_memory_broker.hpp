@@ -45,7 +45,8 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
  private:
   struct Routes;
   struct Topic;
-  DeliveryResult deliver(std::string_view topic, std::string value, PublishOptions options);
+  /// Publishes and dispatches; fills `result` when given (publish() needs none).
+  void deliver(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
   std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
 
   InMemoryBrokerOptions options_;
