@@ -365,17 +365,15 @@ void Consumer::dispatch(const rd_kafka_message_t& record) {
     next_offsets_[record.partition] = record.offset + 1;
     return;
   }
-  const PartitionListHandle offsets(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(offsets.get(), message.topic.c_str(), record.partition)->offset =
-      record.offset + 1;
-  if (const auto err = rd_kafka_offsets_store(rk_.get(), offsets.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  // rd_kafka_offset_store() stores record.offset + 1 through the record's own topic handle: the same
+  // (non-forced) store as rd_kafka_offsets_store() of a one-entry list, without allocating that list
+  // and looking the topic up by name for every record.
+  if (const auto err = rd_kafka_offset_store(record.rkt, record.partition, record.offset);
+      err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // Typically: the partition was revoked meanwhile; its next owner resumes from the
     // last commit, so this record may be delivered again (at-least-once).
     cppfly::detail::log().debug("kafka: {}: cannot store offset {} of partition {}: {}", description(),
-                                record.offset + 1, record.partition,
-                                rd_kafka_err2str(offsets->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR
-                                                     ? offsets->elems[0].err
-                                                     : err));
+                                record.offset + 1, record.partition, rd_kafka_err2str(err));
   }
 }
 
