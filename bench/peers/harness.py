@@ -61,6 +61,42 @@ def load1() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+def cpu_busy(seconds: float = 2.0) -> float:
+    """Share of all cores busy over `seconds` (0..1), from /proc/stat."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def dirty_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("Dirty:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def settle(limit_s: float = 45, busy_below: float = 0.25) -> float:
+    """Before each measurement: written data on disk (a broker appending while the kernel writes back the
+    previous run's gigabyte stalls for seconds), and the cores idle (our broker alone is ~5 %). Returns the
+    CPU share that was busy when the measurement started."""
+    os.sync()
+    deadline = time.time() + limit_s
+    while dirty_mb() > 64 and time.time() < deadline:
+        time.sleep(0.5)
+    busy = cpu_busy()
+    while busy >= busy_below and time.time() < deadline:
+        busy = cpu_busy(5.0)
+    if busy >= busy_below:
+        log(f"the cores are still {busy:.0%} busy after {limit_s:.0f} s; measuring anyway (recorded)")
+    return busy
+
+
 # ---------------------------------------------------------------------------------------------------
 # Broker
 
@@ -211,10 +247,14 @@ class Running:
         self.log_prefix = str(logs / tag)
         self.out = open(self.log_prefix + ".out", "wb")
         self.err = open(self.log_prefix + ".err", "wb")
+        # CPU and peak RSS come from GNU time: the rusage of a child forked from this (large) Python
+        # process would count the parent's pages in ru_maxrss.
+        self.usage_file = self.log_prefix + ".time"
+        Path(self.usage_file).unlink(missing_ok=True)
         self.spawn_ms = time.time() * 1000
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.out, stderr=self.err, cwd=str(ROOT),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(["/usr/bin/time", "-o", self.usage_file, "-f", "%U %S %M", *argv], env=env,
+                                     stdout=self.out, stderr=self.err, cwd=str(ROOT), start_new_session=True)
         self.timed_out = False
         Running.current = self
 
@@ -247,8 +287,14 @@ class Running:
                     report = json.loads(line)
         trim_log(self.log_prefix + ".out")
         trim_log(self.log_prefix + ".err")
-        return Outcome(self.proc.returncode, self.spawn_ms, wall, usage.ru_utime + usage.ru_stime,
-                       usage.ru_maxrss / 1024, report, self.timed_out, self.log_prefix)
+        cpu, rss_mb = usage.ru_utime + usage.ru_stime, float("nan")
+        try:
+            fields = Path(self.usage_file).read_text().split()[-3:]
+            cpu, rss_mb = float(fields[0]) + float(fields[1]), int(fields[2]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass  # killed: GNU time wrote nothing
+        return Outcome(self.proc.returncode, self.spawn_ms, wall, cpu, rss_mb, report, self.timed_out,
+                       self.log_prefix)
 
 
 def trim_log(path: str, keep: int = 400) -> None:
@@ -356,8 +402,10 @@ class Bench:
             raise RuntimeError(f"filling {topic}: {report} / {self.admin.message_count(topic)} messages")
         log(f"filled {topic} with {n:,} orders in {time.monotonic() - t0:.1f} s")
 
-    def record(self, workload: str, contender: str, round_: int, outcome: Outcome, void: str, **figures) -> dict:
+    def record(self, workload: str, contender: str, round_: int, outcome: Outcome, void: str, busy: float,
+               **figures) -> dict:
         run = {"workload": workload, "contender": contender, "round": round_, "void": void,
+               "busy_before": round(busy, 3),
                "exit_code": outcome.exit_code, "timed_out": outcome.timed_out, "cpu_s": round(outcome.cpu_s, 3),
                "rss_mb": round(outcome.rss_mb, 1), "wall_s": round(outcome.wall_s, 3), "load1": load1(),
                "log": os.path.relpath(outcome.log_prefix, ROOT), **figures}
@@ -365,7 +413,8 @@ class Bench:
         shown = {k: v for k, v in figures.items() if not isinstance(v, list)}
         log(f"{workload:8s} {contender:10s} round {round_}: " +
             (f"VOID ({void})" if void else ", ".join(f"{k}={v}" for k, v in shown.items())) +
-            f", cpu {outcome.cpu_s:.2f} s, rss {outcome.rss_mb:.0f} MB")
+            f", cpu {outcome.cpu_s:.2f} s, rss {outcome.rss_mb:.0f} MB, cores busy before {busy:.0%}, "
+            f"load {load1():.2f}")
         return run
 
     # -- drain ---------------------------------------------------------------------------------------
@@ -381,6 +430,7 @@ class Bench:
             t = small_topic if name == "faststream" and s.faststream_drain_n != s.drain_n else topic
             self.admin.wait_group_idle()
             self.admin.reset_group(t)
+            busy = settle()
             timeout = 120 + n / 1000
             running = Running(name, contender_argv(name), contender_env(self.bootstrap, "consume", t, n, timeout),
                               self.logs, f"drain-r{round_}-{name}")
@@ -394,7 +444,7 @@ class Bench:
                                startup_s=round((r["first_ms"] - outcome.spawn_ms) / 1000, 3),
                                steady_msgs_per_s=round(n / max((r["last_ms"] - r["first_ms"]) / 1000, 1e-3)),
                                cpu_us_per_msg=round(outcome.cpu_s * 1e6 / n, 2))
-            self.record("drain", name, round_, outcome, void, **figures)
+            self.record("drain", name, round_, outcome, void, busy, **figures)
 
     # -- publish -------------------------------------------------------------------------------------
     def publish(self, round_: int, order: list[str]) -> None:
@@ -403,6 +453,7 @@ class Bench:
             topic = f"peers-publish-{self.run_id}-r{round_}-{name}"
             self.admin.create_topic(topic)
             self.admin.wait_group_idle()
+            busy = settle()
             timeout = 120 + n / 1000
             running = Running(name, contender_argv(name),
                               contender_env(self.bootstrap, "publish", topic, n, timeout), self.logs,
@@ -422,19 +473,45 @@ class Bench:
                 publish_s = (r["last_ms"] - r["first_ms"]) / 1000
                 figures.update(publish_s=round(publish_s, 3), msgs_per_s=round(n / max(publish_s, 1e-3)),
                                cpu_us_per_msg=round(outcome.cpu_s * 1e6 / n, 2))
-            self.record("publish", name, round_, outcome, void, **figures)
+            self.record("publish", name, round_, outcome, void, busy, **figures)
+
+    # -- broker warm-up (not measured) ---------------------------------------------------------------
+    def warm_broker(self, label: str, seconds: int) -> None:
+        """The first paced stream after the broker started (or after the publish workload wrote gigabytes)
+        sees seconds of latency whoever consumes it: the broker's JVM warms up to many small requests.
+        A stream consumed by peer_raw that nobody measures takes that hit instead."""
+        s = self.settings
+        topic = f"peers-warmup-{self.run_id}-{label}"
+        n = s.rate * seconds
+        self.admin.create_topic(topic)
+        self.admin.wait_group_idle()
+        settle()
+        running = Running("raw", contender_argv("raw"), contender_env(self.bootstrap, "consume", topic, n, 120),
+                          self.logs, f"warmup-{label}")
+        if self.admin.wait_group_stable(60):
+            try:
+                self.producer(["paced", topic, str(n), str(s.rate)])
+            except Exception as error:  # noqa: BLE001
+                log(f"warm-up producer failed: {error}")
+        outcome = running.finish(150)
+        log(f"broker warm-up {label}: {n:,} messages at {s.rate:,}/s " +
+            ("done" if not check_consumed(outcome.report, n) else "incomplete (ignored)"))
 
     # -- latency -------------------------------------------------------------------------------------
     def latency(self, round_: int, order: list[str]) -> None:
         s = self.settings
         warm_n = s.rate * s.warmup
         n = s.rate * (s.warmup + s.seconds)
+        # The first paced stream after the broker started shows a multi-second transient, whoever is
+        # measured first (seen with raw as well as cppfly): a long warm-up before round 1, short ones after.
+        self.warm_broker(f"r{round_}", (30 if s.seconds >= 20 else 15) if round_ == 1 else 10)
         for name in order:
             topic = f"peers-latency-{self.run_id}-r{round_}-{name}"
             self.admin.create_topic(topic)
             self.admin.wait_group_idle()
             latency_file = self.logs / f"latency-r{round_}-{name}.txt"
             latency_file.unlink(missing_ok=True)
+            busy = settle()
             # A contender slower than the offered rate drains its backlog after the producer stops.
             timeout = 180 + s.warmup + s.seconds + n / 1000
             running = Running(name, contender_argv(name),
@@ -473,13 +550,30 @@ class Bench:
                                    # > 0 s: the contender was still working off a backlog after the producer
                                    # ended, i.e. it cannot sustain the offered rate (saturated).
                                    behind_s=round((outcome.report["last_ms"] - producer["last_ms"]) / 1000, 3))
-            self.record("latency", name, round_, outcome, void, **figures)
+            self.record("latency", name, round_, outcome, void, busy, **figures)
 
     def run_all(self) -> None:
         s = self.settings
         # cppfly's listener sits on this topic while the process publishes (a listener always subscribes).
         if "peers-idle" not in self.admin.admin.list_topics(timeout=10).topics:
             self.admin.create_topic("peers-idle", 1)
+        # A fresh broker hands out its first idempotent producer id slowly ("coordinator load in progress"),
+        # and the first latency run after that saw seconds of delay whoever consumed: one idempotent
+        # producer (kcat) goes first.
+        warm_topic = f"peers-warmup-{self.run_id}-idempotent"
+        self.admin.create_topic(warm_topic)
+        subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", warm_topic, "-X", "enable.idempotence=true"],
+                       input="\n".join(str(i) for i in range(1000)) + "\n", text=True, timeout=120, check=False,
+                       capture_output=True)
+        # The fetch path of a fresh broker is cold too: one unmeasured drain before the first round.
+        if "drain" in s.workloads:
+            warm_topic = f"peers-warmup-{self.run_id}-drain"
+            self.fill(warm_topic, min(s.drain_n, 200_000))
+            self.admin.wait_group_idle()
+            outcome = Running("raw", contender_argv("raw"),
+                              contender_env(self.bootstrap, "consume", warm_topic, min(s.drain_n, 200_000), 120),
+                              self.logs, "warmup-drain").finish(150)
+            log("broker warm-up drain: " + ("done" if outcome.report else "incomplete (ignored)"))
         for round_ in range(1, s.repeats + 1):
             shift = (round_ - 1) % len(s.contenders)
             order = s.contenders[shift:] + s.contenders[:shift]
@@ -641,7 +735,9 @@ def write_results(bench: Bench, out_dir: Path, png: Path, info: dict, command: s
     add("")
     add(f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gib']} GiB RAM, Linux {info['kernel']}; "
         f"1-minute load {loads['before']:.2f} before the measurements (waited {loads['waited_s']:.0f} s for it), "
-        f"{loads['max']:.2f} at most during them, {loads['after']:.2f} after. "
+        f"{loads['max']:.2f} at most during them (the measurements themselves count), {loads['after']:.2f} after; "
+        f"before each measurement the harness flushed written data to disk and waited for idle cores "
+        f"(at most {loads['busy_max']:.0%} busy when one started). "
         f"Broker: {info['kafka']}, on the same machine. "
         f"Clients: librdkafka {info['librdkafka']} (cppfly, raw); {info['spring']} on {info['java']}; "
         f"FastStream {info['faststream']} with aiokafka {info['aiokafka']}, pydantic {info['pydantic']} on "
@@ -783,12 +879,15 @@ def main() -> int:
         bench.run_all()
         loads["after"] = load1()
         loads["max"] = max([loads["before"], loads["after"]] + [r["load1"] for r in bench.runs])
+        loads["busy_max"] = max([r["busy_before"] for r in bench.runs], default=0.0)
     except KeyboardInterrupt:
         if Running.current:
             Running.current.kill()
         log("interrupted")
         return 130
     finally:
+        if "bench" in locals():
+            bench.admin = None  # type: ignore[assignment]  # its client would log the broker going away
         broker.stop()
     elapsed = time.monotonic() - started
     info = machine_info()
