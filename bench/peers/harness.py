@@ -309,7 +309,9 @@ def trim_log(path: str, keep: int = 400) -> None:
 
 def contender_argv(name: str) -> list[str]:
     if name == "cppfly":
-        return [str(BIN / "peer_cppfly"), "--config", str(PEERS / "cppfly" / "pyfly.yaml")]
+        # PEERS_CPPFLY_CONFIG: try another pyfly.yaml (e.g. extra librdkafka properties) without editing ours.
+        config = os.environ.get("PEERS_CPPFLY_CONFIG") or str(PEERS / "cppfly" / "pyfly.yaml")
+        return [str(BIN / "peer_cppfly"), "--config", config]
     if name == "raw":
         return [str(BIN / "peer_raw")]
     if name == "spring":
