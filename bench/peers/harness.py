@@ -859,11 +859,11 @@ def main() -> int:
             parser.error(f"unknown workload {w}")
     if "cppfly" not in settings.contenders:
         settings.contenders.insert(0, "cppfly")
-    out_dir = BUILD / "peers-results"
+    out_dir = BUILD / ("peers-results-quick" if quick else "peers-results")  # a smoke run keeps the full results
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     png = Path(args.png) if args.png else (out_dir / "peers.png" if quick else ROOT / "docs" / "peers.png")
-    command = "bench/peers/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = " ".join(["bench/peers/run", *(shlex.quote(a) for a in sys.argv[1:])])
     started = time.monotonic() - float(os.environ.get("PEERS_SETUP_S", "0"))  # run's set-up and build included
 
     broker = Broker(args.port)
