@@ -28,7 +28,8 @@ void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::str
   std::array<char, 512> reason{};
   if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), reason.data(), reason.size()) != RD_KAFKA_CONF_OK) {
     throw config::ConfigError(std::string(pyfly_key) + ": librdkafka refused " + name + "=\"" + value +
-                              "\": " + reason.data());
+                                  "\": " + reason.data(),
+                              std::string(pyfly_key));
   }
 }
 
