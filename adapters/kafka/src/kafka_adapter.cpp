@@ -3,6 +3,7 @@
 #include <cppfly/kafka/kafka_adapter.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <mutex>
 #include <vector>
@@ -40,8 +41,11 @@ struct KafkaAdapter::Impl {
   std::vector<std::shared_ptr<const detail::Subscription>> subscriptions;
   std::vector<std::shared_ptr<detail::Consumer>> consumers;
 
-  std::mutex producer_mutex;
-  std::shared_ptr<detail::Producer> producer;
+  /// The started producer, read without a lock by publish(). A stopped producer refuses
+  /// records but its object lives as long as the adapter (`producers`), so a publish that
+  /// read the pointer just before stop() gets a clear "stopped" error, never a dangling one.
+  std::atomic<detail::Producer*> producer{nullptr};
+  std::vector<std::unique_ptr<detail::Producer>> producers;  ///< every one start() made
 
   /// Consumers stopped from their own handler: still finishing on their own thread.
   std::vector<std::shared_ptr<detail::Consumer>> detached;
@@ -52,9 +56,8 @@ struct KafkaAdapter::Impl {
     detached.clear();
   }
 
-  [[nodiscard]] std::shared_ptr<detail::Producer> current_producer() {
-    const std::lock_guard lock(producer_mutex);
-    return producer;
+  [[nodiscard]] detail::Producer* current_producer() const noexcept {
+    return producer.load(std::memory_order_acquire);
   }
 
   /// Embedded cluster: topics are created (with a fixed partition count) on first use.
@@ -81,12 +84,7 @@ struct KafkaAdapter::Impl {
       if (!consumer->join()) detached.push_back(consumer);
     }
     stopping.clear();
-    std::shared_ptr<detail::Producer> closing;
-    {
-      const std::lock_guard lock(producer_mutex);
-      closing.swap(producer);
-    }
-    if (closing) closing->close(properties.publish_timeout);
+    if (auto* closing = producer.exchange(nullptr)) closing->close(properties.publish_timeout);
     {
       const std::lock_guard lock(state_mutex);
       state = State::stopped;
@@ -202,12 +200,11 @@ void KafkaAdapter::start() {
   }
   impl_->await_detached();
   const auto& p = impl_->properties;
-  auto producer = std::make_shared<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
+  auto producer = std::make_unique<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
   detail::await_cluster(producer->handle(), *producer, impl_->servers, p.connect_timeout);
-  {
-    const std::lock_guard lock(impl_->producer_mutex);
-    impl_->producer = std::move(producer);
-  }
+  // A stopped producer has no client left (close() destroyed it): keep only its object.
+  impl_->producers.push_back(std::move(producer));
+  impl_->producer.store(impl_->producers.back().get(), std::memory_order_release);
   std::vector<std::shared_ptr<detail::Consumer>> starting;
   try {
     {

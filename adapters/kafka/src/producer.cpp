@@ -3,6 +3,8 @@
 #include <array>
 #include <exception>
 #include <memory>
+#include <new>
+#include <optional>
 
 #include <cppfly/config/config.hpp>
 #include <cppfly/detail/log.hpp>
@@ -15,9 +17,60 @@ using messaging::DeliveryResult;
 using Clock = std::chrono::steady_clock;
 
 /// The per-record opaque: owned by librdkafka between producev and the delivery report.
+/// The topic is not kept: the report names it (rd_kafka_topic_name).
 struct Producer::Delivery {
-  std::string topic;
   std::promise<DeliveryResult> promise;
+
+  // Reports free Delivery objects in bursts (one per produce request, often thousands),
+  // more than malloc's per-thread cache holds; a per-thread list of spare objects makes
+  // the next send()s' allocations a pointer pop instead of a trip into the allocator.
+  static void* operator new(std::size_t size) {
+    if (size == sizeof(Delivery)) {
+      if (void* spare = spares().pop()) return spare;
+    }
+    return ::operator new(size);
+  }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    if (size == sizeof(Delivery) && spares().push(block)) return;
+    ::operator delete(block);
+  }
+
+ private:
+  class Spares {
+   public:
+    Spares() = default;
+    Spares(const Spares&) = delete;
+    Spares& operator=(const Spares&) = delete;
+    ~Spares() {
+      while (void* block = pop()) ::operator delete(block);
+    }
+    void* pop() noexcept {
+      if (top_ == nullptr) return nullptr;
+      Node* node = top_;
+      top_ = node->next;
+      --count_;
+      return node;
+    }
+    bool push(void* block) noexcept {
+      static_assert(sizeof(Delivery) >= sizeof(Node), "a spare Delivery holds a list link");
+      if (count_ == kCapacity) return false;
+      top_ = ::new (block) Node{top_};
+      ++count_;
+      return true;
+    }
+
+   private:
+    static constexpr std::size_t kCapacity = 16384;
+    struct Node {
+      Node* next;
+    };
+    Node* top_{nullptr};
+    std::size_t count_{0};
+  };
+  static Spares& spares() noexcept {
+    thread_local Spares list;
+    return list;
+  }
 };
 
 namespace {
@@ -49,7 +102,21 @@ Producer::Producer(ConfHandle conf, std::chrono::milliseconds publish_timeout)
 Producer::~Producer() { close(publish_timeout_); }
 
 void Producer::poll_loop() noexcept {
+  // Delivery reports are served where the records were produced: send() serves the ready
+  // ones after each record (so librdkafka's and our per-record memory is freed on the
+  // thread that allocated it). This thread serves them when nobody is sending: records
+  // published last, and publishers that only wait. While sends keep coming it stays out
+  // of the way, looking again every kStepAside.
+  constexpr std::chrono::milliseconds kStepAside{1};
+  std::uint64_t seen = sends_.load(std::memory_order_relaxed);
   while (polling_.load(std::memory_order_acquire)) {
+    const std::uint64_t now = sends_.load(std::memory_order_relaxed);
+    if (now != seen) {
+      seen = now;
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, kStepAside, [this] { return !polling_.load(std::memory_order_acquire); });
+      continue;
+    }
     rd_kafka_poll(rk_.get(), 100);  // serves delivery reports, errors, logs
   }
 }
@@ -59,10 +126,11 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
   if (!delivery) return;
   try {
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      delivery->promise.set_value(DeliveryResult{delivery->topic, message->partition, message->offset});
+      delivery->promise.set_value(DeliveryResult{rd_kafka_topic_name(message->rkt), message->partition, message->offset});
       return;
     }
     // Not rd_kafka_message_errstr(): for a delivery report, payload is the record's value.
+    const std::string topic = rd_kafka_topic_name(message->rkt);
     std::string reason = rd_kafka_err2str(message->err);
     auto* self = static_cast<Producer*>(ClientContext::of(rk));
     if (message->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && self != nullptr) {
@@ -72,32 +140,64 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
     if (is_purge(message->err)) {
       reason = "not delivered before the producer stopped (" + reason + ")";
       cppfly::detail::log().warn("kafka producer: a record for '{}' was not delivered before stop and is dropped",
-                                 delivery->topic);
+                                 topic);
     }
     delivery->promise.set_exception(
-        std::make_exception_ptr(BrokerError("publish to '" + delivery->topic + "' failed: " + reason)));
+        std::make_exception_ptr(BrokerError("publish to '" + topic + "' failed: " + reason)));
   } catch (...) {  // NOLINT(bugprone-empty-catch): nothing may escape into librdkafka
   }
 }
 
+namespace {
+
+/// A NUL-terminated copy of a topic name for librdkafka, on the stack for names of the
+/// usual length (Kafka limits names to 249 characters).
+class TopicName {
+ public:
+  explicit TopicName(std::string_view topic) {
+    if (topic.size() < inline_.size()) {
+      topic.copy(inline_.data(), topic.size());
+      inline_[topic.size()] = '\0';
+      name_ = inline_.data();
+    } else {
+      long_ = topic;
+      name_ = long_.c_str();
+    }
+  }
+  TopicName(const TopicName&) = delete;
+  TopicName& operator=(const TopicName&) = delete;
+  [[nodiscard]] const char* c_str() const noexcept { return name_; }
+
+ private:
+  std::array<char, 256> inline_;
+  std::string long_;
+  const char* name_;
+};
+
+}  // namespace
+
 std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_view value,
                                            const messaging::PublishOptions& options) {
-  const std::string name(topic);
-  {
-    const std::lock_guard lock(mutex_);
-    if (closed_) throw BrokerError("publish to '" + name + "' failed: the Kafka adapter is stopped");
-    ++sending_;
-  }
+  // close() sets closed_ and then waits for sending_ to drop to 0 (both sequentially
+  // consistent): a send() that saw closed_ false is counted before close() looks.
+  sending_.fetch_add(1);
+  // Only a change matters to the poll thread: a plain store, not a read-modify-write.
+  sends_.store(sends_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   struct Leave {
     Producer* self;
     ~Leave() {
-      const std::lock_guard lock(self->mutex_);
-      if (--self->sending_ == 0) self->idle_.notify_all();
+      if (self->sending_.fetch_sub(1) == 1 && self->closed_.load()) {
+        const std::lock_guard lock(self->mutex_);
+        self->wake_.notify_all();
+      }
     }
   } leave{this};
+  if (closed_.load()) {
+    throw BrokerError("publish to '" + std::string(topic) + "' failed: the Kafka adapter is stopped");
+  }
 
+  const TopicName name(topic);
   auto delivery = std::make_unique<Delivery>();
-  delivery->topic = name;
   auto future = delivery->promise.get_future();
 
   HeadersHandle headers;
@@ -112,7 +212,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
   const std::size_t key_size = options.key ? options.key->size() : 0;
   const std::int32_t partition = options.partition.value_or(RD_KAFKA_PARTITION_UA);
 
-  const auto deadline = Clock::now() + publish_timeout_;
+  std::optional<Clock::time_point> deadline;  // taken when the queue is first found full
   for (;;) {
     // librdkafka's macros cast away const; RD_KAFKA_MSG_F_COPY copies key and value.
     const auto err = rd_kafka_producev(
@@ -124,13 +224,18 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       (void)headers.release();   // owned by the message now
       (void)delivery.release();  // owned by librdkafka until the delivery report
+      // Serve the reports that are ready on this thread, as a hand-written producer loop
+      // does: memory librdkafka and send() allocated here is then freed here too.
+      rd_kafka_poll(rk_.get(), 0);
       return future;
     }
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
-      // Back-pressure: wait for delivery reports to make room (the poll thread serves
-      // them; polling here too just waits on the same queue).
-      rd_kafka_poll(rk_.get(), 10);
-      continue;
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      if (!deadline) deadline = Clock::now() + publish_timeout_;
+      if (Clock::now() < *deadline) {
+        // Back-pressure: serve delivery reports until there is room.
+        rd_kafka_poll(rk_.get(), 10);
+        continue;
+      }
     }
     std::string reason = rd_kafka_err2str(err);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -142,7 +247,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
     } else if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
       reason += " (partition " + std::to_string(partition) + ")";
     }
-    throw BrokerError("publish to '" + name + "' failed: " + reason);
+    throw BrokerError("publish to '" + std::string(topic) + "' failed: " + reason);
   }
 }
 
@@ -156,12 +261,11 @@ DeliveryResult Producer::await(std::future<DeliveryResult>& delivery, std::strin
 
 void Producer::close(std::chrono::milliseconds flush_timeout) noexcept {
   try {
+    if (closed_.exchange(true)) return;
     {
-      std::unique_lock lock(mutex_);
-      if (closed_) return;
-      closed_ = true;
       // Calls already inside send() finish first (each bounded by publish_timeout).
-      idle_.wait(lock, [this] { return sending_ == 0; });
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return sending_.load() == 0; });
     }
     auto& log = cppfly::detail::log();
     if (rd_kafka_flush(rk_.get(), static_cast<int>(flush_timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -171,7 +275,11 @@ void Producer::close(std::chrono::milliseconds flush_timeout) noexcept {
       // Serve the purged records' reports so every future is fulfilled.
       rd_kafka_flush(rk_.get(), 5000);
     }
-    polling_.store(false, std::memory_order_release);
+    {
+      const std::lock_guard lock(mutex_);
+      polling_.store(false, std::memory_order_release);
+    }
+    wake_.notify_all();
     if (poller_.joinable()) poller_.join();
     rk_.reset();
   } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <future>
 #include <mutex>
 #include <string>
@@ -55,10 +56,11 @@ class Producer final : public ClientContext {
 
   std::chrono::milliseconds publish_timeout_;
   std::atomic<bool> polling_{true};
-  std::mutex mutex_;
-  std::condition_variable idle_;
-  bool closed_{false};
-  int sending_{0};  ///< send() calls inside rd_kafka_producev (close waits for them)
+  std::atomic<bool> closed_{false};
+  std::atomic<int> sending_{0};         ///< send() calls under way (close waits for them)
+  std::atomic<std::uint64_t> sends_{0};  ///< send() calls so far (the poll thread steps aside)
+  std::mutex mutex_;                     ///< for wake_
+  std::condition_variable wake_;         ///< the last send() left a closed producer; close()
   std::thread poller_;
   KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)
 };
