@@ -319,21 +319,50 @@ void Consumer::run() noexcept {
   finished_.set_value();
 }
 
-void Consumer::dispatch(const rd_kafka_message_t& record) {
-  messaging::Message message;
-  message.topic = rd_kafka_topic_name(record.rkt);
-  if (record.payload != nullptr) message.value.assign(static_cast<const char*>(record.payload), record.len);
-  if (record.key != nullptr) message.key.emplace(static_cast<const char*>(record.key), record.key_len);
+namespace {
+
+void read_headers(const void* source, std::vector<messaging::Headers::Entry>& into) {
+  const auto* record = static_cast<const rd_kafka_message_t*>(source);
   rd_kafka_headers_t* headers = nullptr;  // owned by the record
-  if (rd_kafka_message_headers(&record, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr) {
-    const char* name = nullptr;
-    const void* value = nullptr;
-    std::size_t size = 0;
-    for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-         ++i) {
-      message.headers.add(name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string());
-    }
+  if (rd_kafka_message_headers(record, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  std::size_t size = 0;
+  for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    into.emplace_back(name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string());
   }
+}
+
+}  // namespace
+
+void Consumer::dispatch(const rd_kafka_message_t& record) {
+  // One Message per consumer, refilled for each record: its strings keep their capacity,
+  // so a record costs no allocation for its topic and (usual sizes of) value.
+  messaging::Message& message = message_;
+  message.topic.assign(rd_kafka_topic_name(record.rkt));
+  if (record.payload != nullptr) {
+    message.value.assign(static_cast<const char*>(record.payload), record.len);
+  } else {
+    message.value.clear();
+  }
+  if (record.key != nullptr) {
+    const std::string_view key(static_cast<const char*>(record.key), record.key_len);
+    if (message.key) {
+      message.key->assign(key);
+    } else {
+      message.key.emplace(key);
+    }
+  } else {
+    message.key.reset();
+  }
+  // Headers are read only if something looks at them: librdkafka allocates to parse a
+  // record's header block even when it holds none.
+  messaging::DeferredHeaders::defer(message.headers, &record, &read_headers);
+  struct Forget {
+    messaging::Headers& headers;
+    ~Forget() { messaging::DeferredHeaders::forget(headers); }
+  } forget{message.headers};
   message.partition = record.partition;
   message.offset = record.offset;
   rd_kafka_timestamp_type_t timestamp_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;

@@ -86,6 +86,8 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   std::map<std::int32_t, std::int64_t> start_offsets_;  ///< partition → end offset at start()
   std::map<std::int32_t, std::int64_t> next_offsets_;   ///< partition → offset after the last handled record
 
+  messaging::Message message_;  ///< the record being handled (poll thread only)
+
   std::mutex lifecycle_;
   std::atomic<bool> stop_requested_{false};
   bool started_{false};

@@ -1,7 +1,9 @@
 // Message, Headers, PublishOptions and DeliveryResult: the values that cross the port.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,32 +12,85 @@
 
 namespace cppfly::messaging {
 
+class Headers;
+struct DeferredHeaders;
+
 /// Ordered name→value pairs; a name may repeat (as in Kafka). Lookup returns the last one.
+/// An adapter may fill them on first use (reading a record's headers costs even when it
+/// has none); copying a Headers reads them first, so a copy never depends on the record.
 class Headers {
  public:
   using Entry = std::pair<std::string, std::string>;
 
   Headers() = default;
   Headers(std::initializer_list<Entry> entries) : entries_(entries) {}
+  Headers(const Headers& other) : entries_(other.entries()) {}
+  Headers(Headers&& other) noexcept
+      : entries_(std::move(other.entries_)), reader_(other.reader_), record_(other.record_.exchange(nullptr)) {}
+  Headers& operator=(const Headers& other) {
+    if (this != &other) {
+      entries_ = other.entries();
+      record_.store(nullptr, std::memory_order_relaxed);
+    }
+    return *this;
+  }
+  Headers& operator=(Headers&& other) noexcept {
+    if (this != &other) {
+      entries_ = std::move(other.entries_);
+      reader_ = other.reader_;
+      record_.store(other.record_.exchange(nullptr), std::memory_order_relaxed);
+    }
+    return *this;
+  }
+  ~Headers() = default;
 
   /// Appends a header (keeps any earlier one of the same name).
-  void add(std::string name, std::string value) { entries_.emplace_back(std::move(name), std::move(value)); }
+  void add(std::string name, std::string value) {
+    load();
+    entries_.emplace_back(std::move(name), std::move(value));
+  }
   /// Replaces every header of that name with one value.
   void set(std::string_view name, std::string value);
   /// The last value given for `name`, if any.
-  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const noexcept;
-  [[nodiscard]] bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
+  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const;
+  [[nodiscard]] bool contains(std::string_view name) const { return get(name).has_value(); }
 
-  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
-  [[nodiscard]] auto begin() const noexcept { return entries_.begin(); }
-  [[nodiscard]] auto end() const noexcept { return entries_.end(); }
-  [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
+  [[nodiscard]] std::size_t size() const { return entries().size(); }
+  [[nodiscard]] bool empty() const { return entries().empty(); }
+  [[nodiscard]] auto begin() const { return entries().begin(); }
+  [[nodiscard]] auto end() const { return entries().end(); }
+  [[nodiscard]] const std::vector<Entry>& entries() const {
+    load();
+    return entries_;
+  }
 
-  friend bool operator==(const Headers&, const Headers&) = default;
+  friend bool operator==(const Headers& a, const Headers& b) { return a.entries() == b.entries(); }
 
  private:
-  std::vector<Entry> entries_;
+  friend struct DeferredHeaders;
+  using Reader = void (*)(const void* record, std::vector<Entry>& into);
+
+  void load() const {
+    if (record_.load(std::memory_order_acquire) != nullptr) load_deferred();
+  }
+  void load_deferred() const;
+
+  mutable std::vector<Entry> entries_;
+  Reader reader_{nullptr};
+  mutable std::atomic<const void*> record_{nullptr};  ///< set: entries_ not read yet
+};
+
+/// For adapters: headers read from the broker's record when first used.
+struct DeferredHeaders {
+  /// Clears `headers`; `read(record, entries)` fills them on first use. `record` must
+  /// stay valid until forget().
+  static void defer(Headers& headers, const void* record, Headers::Reader read) noexcept {
+    headers.entries_.clear();
+    headers.reader_ = read;
+    headers.record_.store(record, std::memory_order_release);
+  }
+  /// The record goes away: headers not read by now are never needed.
+  static void forget(Headers& headers) noexcept { headers.record_.store(nullptr, std::memory_order_release); }
 };
 
 /// What a handler sees: the record as it came from the broker.
@@ -64,12 +119,24 @@ struct DeliveryResult {
   std::int64_t offset{-1};
 };
 
+inline void Headers::load_deferred() const {
+  // Handlers may share a const Message between threads: one of them reads the record.
+  static std::mutex reading;
+  const std::lock_guard lock(reading);
+  if (const void* record = record_.load(std::memory_order_relaxed); record != nullptr) {
+    reader_(record, entries_);
+    record_.store(nullptr, std::memory_order_release);
+  }
+}
+
 inline void Headers::set(std::string_view name, std::string value) {
+  load();
   std::erase_if(entries_, [&](const Entry& e) { return e.first == name; });
   entries_.emplace_back(std::string(name), std::move(value));
 }
 
-inline std::optional<std::string_view> Headers::get(std::string_view name) const noexcept {
+inline std::optional<std::string_view> Headers::get(std::string_view name) const {
+  load();
   for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
     if (it->first == name) return std::string_view(it->second);
   }
