@@ -25,8 +25,14 @@ class Headers {
   Headers() = default;
   Headers(std::initializer_list<Entry> entries) : entries_(entries) {}
   Headers(const Headers& other) : entries_(other.entries()) {}
+  // Moves take a deferred record along (no one else may use an object being moved from,
+  // so plain loads and stores suffice).
   Headers(Headers&& other) noexcept
-      : entries_(std::move(other.entries_)), reader_(other.reader_), record_(other.record_.exchange(nullptr)) {}
+      : entries_(std::move(other.entries_)),
+        reader_(other.reader_),
+        record_(other.record_.load(std::memory_order_relaxed)) {
+    other.record_.store(nullptr, std::memory_order_relaxed);
+  }
   Headers& operator=(const Headers& other) {
     if (this != &other) {
       entries_ = other.entries();
@@ -38,7 +44,8 @@ class Headers {
     if (this != &other) {
       entries_ = std::move(other.entries_);
       reader_ = other.reader_;
-      record_.store(other.record_.exchange(nullptr), std::memory_order_relaxed);
+      record_.store(other.record_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      other.record_.store(nullptr, std::memory_order_relaxed);
     }
     return *this;
   }
