@@ -148,6 +148,9 @@ ConfHandle consumer_conf(const std::string& bootstrap, const std::string& group)
   set(conf.get(), "auto.offset.reset", d.auto_offset_reset);
   set(conf.get(), "auto.commit.interval.ms", millis(d.commit_interval));
   set(conf.get(), "enable.auto.commit", "true");
+  // cppfly's consumers prefetch more than librdkafka's default (kQueuedMinMessages in
+  // adapters/kafka/src/client_config.hpp); the raw loop gets the same.
+  set(conf.get(), "queued.min.messages", "300000");
   return conf;
 }
 

@@ -12,6 +12,9 @@ namespace cppfly::kafka::detail {
 
 enum class ClientKind { producer, consumer };
 
+/// Consumers' queued.min.messages (librdkafka's default is 100,000): see client_config.cpp.
+inline constexpr int kQueuedMinMessages = 300000;
+
 /// Sets one librdkafka property; throws config::ConfigError naming `pyfly_key` and
 /// librdkafka's reason when librdkafka refuses it.
 void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
