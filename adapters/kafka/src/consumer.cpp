@@ -340,7 +340,10 @@ void Consumer::dispatch(const rd_kafka_message_t& record) {
   // One Message per consumer, refilled for each record: its strings keep their capacity,
   // so a record costs no allocation for its topic and (usual sizes of) value.
   messaging::Message& message = message_;
-  message.topic.assign(rd_kafka_topic_name(record.rkt));
+  if (record.rkt != message_topic_) {  // a consumer reads one topic: set its name once
+    message.topic.assign(rd_kafka_topic_name(record.rkt));
+    message_topic_ = record.rkt;
+  }
   if (record.payload != nullptr) {
     message.value.assign(static_cast<const char*>(record.payload), record.len);
   } else {

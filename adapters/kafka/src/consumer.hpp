@@ -87,6 +87,7 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   std::map<std::int32_t, std::int64_t> next_offsets_;   ///< partition → offset after the last handled record
 
   messaging::Message message_;  ///< the record being handled (poll thread only)
+  const rd_kafka_topic_t* message_topic_{nullptr};  ///< whose name message_.topic holds
 
   std::mutex lifecycle_;
   std::atomic<bool> stop_requested_{false};
