@@ -25,13 +25,13 @@ struct Producer::Delivery {
   // more than malloc's per-thread cache holds; a per-thread list of spare objects makes
   // the next send()s' allocations a pointer pop instead of a trip into the allocator.
   static void* operator new(std::size_t size) {
-    if (size == sizeof(Delivery)) {
-      if (void* spare = spares().pop()) return spare;
+    if (auto* list = spares(); list != nullptr && size == sizeof(Delivery)) {
+      if (void* spare = list->pop()) return spare;
     }
     return ::operator new(size);
   }
   static void operator delete(void* block, std::size_t size) noexcept {
-    if (size == sizeof(Delivery) && spares().push(block)) return;
+    if (auto* list = spares(); list != nullptr && size == sizeof(Delivery) && list->push(block)) return;
     ::operator delete(block);
   }
 
@@ -42,7 +42,13 @@ struct Producer::Delivery {
     Spares(const Spares&) = delete;
     Spares& operator=(const Spares&) = delete;
     ~Spares() {
+      gone() = true;  // reports served later on this thread (a static adapter) bypass the list
       while (void* block = pop()) ::operator delete(block);
+    }
+    /// Trivially destructible, so still readable after ~Spares() on an exiting thread.
+    static bool& gone() noexcept {
+      thread_local bool flag = false;
+      return flag;
     }
     void* pop() noexcept {
       if (top_ == nullptr) return nullptr;
@@ -67,9 +73,11 @@ struct Producer::Delivery {
     Node* top_{nullptr};
     std::size_t count_{0};
   };
-  static Spares& spares() noexcept {
+  /// This thread's list; nullptr once the thread's list has been destroyed.
+  static Spares* spares() noexcept {
+    if (Spares::gone()) return nullptr;
     thread_local Spares list;
-    return list;
+    return &list;
   }
 };
 
