@@ -484,24 +484,34 @@ TEST_CASE("kafka adapter: stop() while fetched records are still queued neither 
     producer.stop();
   }
 
-  // A slow handler: when stop() comes, librdkafka has fetched most of the backlog into the
-  // consumer's queue, but the handler has not seen it yet.
+  // The handler of the 5th record stops the adapter. librdkafka fetched the backlog in
+  // one go (one partition, a few kB), so the records after it are queued, not handled, when
+  // the consumer closes. Stopping from the handler makes that order certain: the consumer
+  // checks for stop after each handler, and closes on its own thread either way.
+  constexpr std::size_t kHandledBeforeStop = 5;
   Collector<Message> first_run;
+  std::promise<std::chrono::steady_clock::time_point> stop_requested;
+  auto requested = stop_requested.get_future();
+  std::chrono::steady_clock::time_point stopping;
   {
     cppfly::kafka::KafkaAdapter adapter(adapter_properties(servers));
     adapter.subscribe(
         topic,
-        [first_run](const Message& message) {
+        [first_run, &adapter, &stop_requested](const Message& message) {
           first_run.add(message);
-          std::this_thread::sleep_for(10ms);
+          if (first_run.size() == kHandledBeforeStop) {
+            const auto at = std::chrono::steady_clock::now();
+            // before the fix: librdkafka aborts (rd_kafka_q_serve: assert: res != RD_KAFKA_OP_RES_PASS)
+            adapter.stop();
+            stop_requested.set_value(at);
+          }
         },
         group);
     adapter.start();
-    REQUIRE(first_run.wait_for_count(5));
-    const auto stopping = std::chrono::steady_clock::now();
-    adapter.stop();  // before the fix: librdkafka aborts (rd_kafka_q_serve: assert: res != RD_KAFKA_OP_RES_PASS)
-    CHECK(std::chrono::steady_clock::now() - stopping < 20s);
-  }
+    REQUIRE(requested.wait_for(kWait) == std::future_status::ready);
+    stopping = requested.get();
+  }  // ~KafkaAdapter waits for the consumer that stopped from its handler to commit and close
+  CHECK(std::chrono::steady_clock::now() - stopping < 20s);
   const auto handled = static_cast<std::int64_t>(first_run.size());
   INFO("handled before stop: " << handled);
   CHECK(handled < kRecords);
