@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <cppfly/config/suggest.hpp>
+
 #include "text.hpp"
 
 namespace cppfly::config::detail {
@@ -86,19 +88,11 @@ bool is_under(std::string_view key, std::string_view prefix) {
 [[noreturn]] void unknown_key(const Entry& entry, std::string_view parent, std::string_view segment,
                               const std::vector<SchemaNode>& children) {
   const std::string unknown = fmt::format("{}.{}", parent, segment);
-  const SchemaNode* best = nullptr;
-  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  for (const auto& child : children) {
-    const std::size_t distance = edit_distance(segment, child.name);
-    if (distance < best_distance) {
-      best = &child;
-      best_distance = distance;
-    }
-  }
-  if (best != nullptr && best_distance < segment.size() &&
-      best_distance <= std::max<std::size_t>(2, best->name.size() / 4)) {
+  std::vector<std::string> names;
+  for (const auto& child : children) names.emplace_back(child.name);
+  if (const auto best = nearest_name(segment, names)) {
     throw ConfigError(fmt::format("{}: unknown key {}; did you mean {}.{}?", entry.key_origin.describe(),
-                                  printable(unknown), parent, best->name));
+                                  printable(unknown), parent, *best));
   }
   throw ConfigError(fmt::format("{}: unknown key {}; allowed keys under {}: {}", entry.key_origin.describe(),
                                 printable(unknown), parent, child_names(children)));
@@ -210,6 +204,31 @@ void collect_properties(const ValueMap& values, std::string_view map_key, std::m
 }
 
 }  // namespace
+
+}  // namespace cppfly::config::detail
+
+namespace cppfly::config {
+
+std::optional<std::string> nearest_name(std::string_view name, const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (const auto& candidate : candidates) {
+    const std::size_t distance = detail::edit_distance(name, candidate);
+    if (distance < best_distance) {
+      best = &candidate;
+      best_distance = distance;
+    }
+  }
+  if (best != nullptr && best_distance < name.size() &&
+      best_distance <= std::max<std::size_t>(2, best->size() / 4)) {
+    return *best;
+  }
+  return std::nullopt;
+}
+
+}  // namespace cppfly::config
+
+namespace cppfly::config::detail {
 
 const std::vector<std::string>& known_scalar_keys() {
   static const std::vector<std::string> keys = [] {
