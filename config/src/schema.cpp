@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <cppfly/config/secrets.hpp>
 #include <cppfly/config/suggest.hpp>
 
 #include "text.hpp"
@@ -73,7 +74,7 @@ bool is_under(std::string_view key, std::string_view prefix) {
 [[noreturn]] void expected_map(const Entry& entry, std::string_view what) {
   if (entry.kind == NodeKind::scalar) {
     throw ConfigError(fmt::format("{}: {}: found '{}'; expected {}", entry.value_origin.describe(),
-                                  printable(entry.key), printable(entry.value), what));
+                                  printable(entry.key), printable(shown_value(entry.key, entry.value)), what));
   }
   throw ConfigError(fmt::format("{}: {}: found a list; expected {}", entry.key_origin.describe(),
                                 printable(entry.key), what));
@@ -153,8 +154,8 @@ bool check_entry(const Entry& entry) {
 }
 
 [[noreturn]] void bad_value(std::string_view key, const ConfigValue& value, std::string_view problem) {
-  throw ConfigError(fmt::format("{}: {}: found '{}'; {}", value.origin.describe(), key, printable(value.value),
-                                problem));
+  throw ConfigError(fmt::format("{}: {}: found '{}'; {}", value.origin.describe(), key,
+                                printable(shown_value(key, value.value)), problem));
 }
 
 const ConfigValue* find(const ValueMap& values, std::string_view key) {
@@ -268,6 +269,11 @@ void check_structure(const std::vector<Entry>& entries, std::vector<std::string>
 MessagingProperties build_messaging(const ValueMap& values) {
   MessagingProperties out;
   if (const auto* v = find(values, "pyfly.messaging.provider")) {
+    if (to_lower(trim(v->value)) == "rabbitmq") {
+      bad_value("pyfly.messaging.provider", *v,
+                "cppfly has no RabbitMQ adapter (PyFly's rabbitmq provider is Python-only); "
+                "available providers: auto, kafka, memory");
+    }
     const std::string name =
         one_of(std::string_view("pyfly.messaging.provider"), *v, std::array<std::string_view, 3>{"auto", "kafka", "memory"});
     out.provider = name == "auto" ? Provider::auto_detect : name == "kafka" ? Provider::kafka : Provider::memory;

@@ -254,7 +254,11 @@ void Application::run_hooks(messaging::HookPhase phase) {
 
 void Application::start() {
   if (running_) return;
+  if (!config_.sources().empty()) detail::log().info("config: read {}", fmt::join(config_.sources(), ", "));
   for (const auto& warning : config_.warnings()) detail::log().warn("config: {}", warning);
+  if (detail::log().should_log(spdlog::level::debug)) {
+    for (const auto& line : config_.describe()) detail::log().debug("config: {}", line);
+  }
   if (!bound_) {
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;
