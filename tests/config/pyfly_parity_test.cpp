@@ -56,7 +56,7 @@ TEST_CASE("config/ then the folder itself, yaml then toml, later wins key by key
   CHECK(kafka.connect_timeout == 3000ms);
 }
 
-TEST_CASE("--config with a pyfly file searches beside it, a file of any other name is read alone", "[config][locations]") {
+TEST_CASE("an explicitly named pyfly.yaml is searched beside, a file of any other name is read alone", "[config][locations]") {
   TempDir dir;
   const auto nested = dir.write("config/pyfly.yaml", "pyfly:\n  messaging:\n    provider: kafka\n");
   const auto root = dir.write("pyfly.yaml", "pyfly:\n  messaging:\n    kafka:\n      client-id: root\n");
