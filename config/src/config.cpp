@@ -311,7 +311,27 @@ class ConfigBuilder {
     apply_environment();
     detail::resolve_placeholders(config_.values_, environment_);
     config_.messaging_ = detail::build_messaging(config_.values_);
+    warn_about_codecs_pyfly_cannot_read();
     return std::move(config_);
+  }
+
+  /// A file shared with a PyFly service may set a codec its consumer cannot decode: pyfly[kafka]
+  /// installs aiokafka without lz4, snappy or zstd, and its consumer stops on such a batch.
+  void warn_about_codecs_pyfly_cannot_read() {
+    for (const std::string_view section : {"properties", "producer-properties"}) {
+      for (const std::string_view name : {"compression.type", "compression.codec"}) {
+        const std::string key = fmt::format("pyfly.messaging.kafka.{}.{}", section, name);
+        const auto it = config_.values_.find(key);
+        if (it == config_.values_.end()) continue;
+        const std::string codec = detail::to_lower(detail::trim(it->second.value));
+        if (codec == "lz4" || codec == "snappy" || codec == "zstd") {
+          config_.warnings_.push_back(fmt::format(
+              "{}: {}: {} is not readable by a PyFly consumer (pyfly[kafka] installs no {} library); gzip or none "
+              "is read by both",
+              it->second.origin.describe(), key, codec, codec));
+        }
+      }
+    }
   }
 
   const LoadOptions& options_;

@@ -239,3 +239,15 @@ TEST_CASE("nearest_name suggests a close name and nothing for a far one", "[conf
   CHECK(cppfly::config::nearest_name("sasl.pasword", names) == std::optional<std::string>("sasl.password"));
   CHECK_FALSE(cppfly::config::nearest_name("zookeeper.connect", names).has_value());
 }
+
+TEST_CASE("a codec a PyFly consumer cannot decode is warned about, gzip is not", "[config]") {
+  const Config lz4 = Config::from_string("pyfly:\n  messaging:\n    kafka:\n      producer-properties:\n"
+                                         "        compression.type: lz4\n");
+  REQUIRE(lz4.warnings().size() == 1);
+  CHECK(lz4.warnings()[0] ==
+        "<string>:5:27: pyfly.messaging.kafka.producer-properties.compression.type: lz4 is not readable by a PyFly "
+        "consumer (pyfly[kafka] installs no lz4 library); gzip or none is read by both");
+  const Config gzip = Config::from_string("pyfly:\n  messaging:\n    kafka:\n      properties:\n"
+                                          "        compression.type: gzip\n");
+  CHECK(gzip.warnings().empty());
+}
