@@ -26,8 +26,9 @@ constexpr int exit_broker = 3;
 
 constexpr std::string_view usage =
     "usage: %s [--config PATH] [--profile NAME[,NAME...]]\n"
-    "  --config PATH    the PyFly-style YAML file (default ./pyfly.yaml)\n"
-    "  --profile NAME   layer pyfly-NAME.yaml over it (also PYFLY_PROFILES_ACTIVE)\n";
+    "  --config PATH    the PyFly-style YAML or TOML file (default: config/pyfly.yaml, config/pyfly.toml,\n"
+    "                   pyfly.yaml, pyfly.toml in the working directory, whichever exist)\n"
+    "  --profile NAME   layer pyfly-NAME.yaml/.toml over it (also PYFLY_PROFILES_ACTIVE)\n";
 
 /// Blocks SIGINT/SIGTERM in the calling thread (so in every thread it starts later) and turns them
 /// into Application::request_stop() on a thread of its own.
