@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <mutex>
 
 #include <catch2/catch.hpp>
 
@@ -297,6 +299,73 @@ void broadcast_scenario(TestCluster& cluster) {
   a.stop();
   b.stop();
   publisher.stop();
+}
+
+}  // namespace cppfly::kafka::test
+
+namespace cppfly::kafka::test {
+
+void delivery_forms_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("delivery-forms");
+  cluster.create_topic(topic, 2);
+  Inbox inbox;
+  KafkaAdapter adapter(cluster.properties());
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+
+  // publish() returns where the record landed.
+  const auto first = adapter.publish(topic, "sync-0", PublishOptions{.partition = 0});
+  CHECK(first.topic == topic);
+  CHECK(first.partition == 0);
+  CHECK(first.offset == 0);
+
+  // The callback form: each callback runs exactly once, with the record's place.
+  constexpr int kRecords = 500;
+  struct Reports {
+    std::mutex mutex;
+    std::map<std::string, std::vector<std::pair<std::int32_t, std::int64_t>>> by_value;
+    int errors{0};
+  };
+  auto reports = std::make_shared<Reports>();
+  for (int i = 0; i < kRecords; ++i) {
+    const std::string value = "cb-" + std::to_string(i);
+    adapter.publish_async(topic, value, PublishOptions{.partition = i % 2},
+                          [reports, value, i](const messaging::DeliveryReport& report) {
+                            const std::lock_guard lock(reports->mutex);
+                            if (!report.ok()) ++reports->errors;
+                            reports->by_value[value].emplace_back(report.partition, report.offset);
+                            if (i == 7) throw std::runtime_error("a callback that throws is logged, not fatal");
+                          });
+  }
+  // flush: every report has run when it returns true.
+  REQUIRE(adapter.flush(kWait));
+  {
+    const std::lock_guard lock(reports->mutex);
+    CHECK(reports->errors == 0);
+    REQUIRE(reports->by_value.size() == kRecords);
+    for (const auto& [value, places] : reports->by_value) {
+      INFO(value);
+      CHECK(places.size() == 1);
+    }
+  }
+  // The future form beside it.
+  auto future = adapter.publish_async(topic, "future-0", PublishOptions{.partition = 1});
+  REQUIRE(future.wait_for(kWait) == std::future_status::ready);
+  const auto placed = future.get();
+  CHECK(placed.partition == 1);
+
+  // What the consumer saw is where the reports said each record went.
+  REQUIRE(inbox.wait_for_count(kRecords + 2));
+  const std::lock_guard lock(reports->mutex);
+  for (const auto& message : inbox.messages()) {
+    if (!message.value.starts_with("cb-")) continue;
+    INFO(message.value);
+    const auto& places = reports->by_value.at(message.value);
+    REQUIRE(places.size() == 1);
+    CHECK(places[0] == std::make_pair(message.partition, message.offset));
+  }
+  adapter.stop();
+  CHECK(adapter.flush(1s));  // stopped: nothing is queued
 }
 
 }  // namespace cppfly::kafka::test

@@ -135,7 +135,7 @@ KafkaAdapter::~KafkaAdapter() {
 
 std::string KafkaAdapter::bootstrap_servers() const { return impl_->servers; }
 
-void KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
+DeliveryResult KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
   auto producer = impl_->current_producer();
   if (!producer) {
     throw BrokerError("cannot publish to '" + std::string(topic) +
@@ -143,7 +143,40 @@ void KafkaAdapter::publish(std::string_view topic, std::string_view value, messa
   }
   impl_->prepare_topic(topic);
   auto delivery = producer->send(topic, value, options);
-  (void)producer->await(delivery, topic);
+  return producer->await(delivery, topic);
+}
+
+void KafkaAdapter::publish_async(std::string_view topic, std::string value, messaging::PublishOptions options,
+                                 messaging::DeliveryCallback done) {
+  std::optional<BrokerError> error;
+  try {
+    auto producer = impl_->current_producer();
+    if (!producer) {
+      throw BrokerError("cannot publish to '" + std::string(topic) +
+                        "': the Kafka adapter is not started (call start() first)");
+    }
+    impl_->prepare_topic(topic);
+    producer->send(topic, value, options, done);
+    return;
+  } catch (const BrokerError& e) {
+    error.emplace(e);
+  } catch (const std::exception& e) {
+    error.emplace(e.what());
+  }
+  // Not queued: the report comes at once, on this thread (send() moves `done` only once the
+  // record is queued).
+  try {
+    if (done) done(messaging::DeliveryReport{topic, -1, -1, &*error});
+  } catch (const std::exception& e) {
+    cppfly::detail::log().error("kafka: delivery callback for '{}' threw: {}", topic, e.what());
+  } catch (...) {
+    cppfly::detail::log().error("kafka: delivery callback for '{}' threw", topic);
+  }
+}
+
+bool KafkaAdapter::flush(std::chrono::milliseconds timeout) {
+  auto producer = impl_->current_producer();
+  return producer == nullptr || producer->flush(timeout);
 }
 
 std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, std::string value,

@@ -7,11 +7,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/message.hpp>
 
 #include "client_context.hpp"
@@ -34,6 +36,13 @@ class Producer final : public ClientContext {
   /// messaging::BrokerError when the record cannot be enqueued (or after close()).
   [[nodiscard]] std::future<messaging::DeliveryResult> send(std::string_view topic, std::string_view value,
                                                             const messaging::PublishOptions& options);
+  /// The same, completed by `done` (run once, from the delivery report) instead of a future.
+  /// `done` is moved from only when the record is queued: when this throws, it is still the caller's.
+  void send(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+            messaging::DeliveryCallback& done);
+
+  /// Serves delivery reports until nothing is queued or `timeout` passed; true when nothing is left.
+  bool flush(std::chrono::milliseconds timeout);
 
   /// Waits for a delivery report: the result, or messaging::BrokerError (failure, or no
   /// report within publish_timeout plus a grace period).
@@ -51,13 +60,17 @@ class Producer final : public ClientContext {
 
  private:
   struct Delivery;
+  class Visit;
+  /// Queues the record; `delivery` is released (to librdkafka) only when that succeeds.
+  void enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+               std::unique_ptr<Delivery>& delivery);
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque) noexcept;
   void poll_loop() noexcept;
 
   std::chrono::milliseconds publish_timeout_;
   std::atomic<bool> polling_{true};
   std::atomic<bool> closed_{false};
-  std::atomic<int> sending_{0};         ///< send() calls under way (close waits for them)
+  std::atomic<int> sending_{0};         ///< send() and flush() calls under way (close waits for them)
   std::atomic<std::uint64_t> sends_{0};  ///< send() calls so far (the poll thread steps aside)
   std::mutex mutex_;                     ///< for wake_
   std::condition_variable wake_;         ///< the last send() left a closed producer; close()

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 
 #include "cppfly/detail/log.hpp"
@@ -162,9 +163,37 @@ void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, P
   if (first_error) std::rethrow_exception(first_error);
 }
 
-void InMemoryMessageBroker::publish(std::string_view topic, std::string_view value, PublishOptions options) {
-  deliver(topic, std::string(value), std::move(options), nullptr);
+DeliveryResult InMemoryMessageBroker::publish(std::string_view topic, std::string_view value, PublishOptions options) {
+  DeliveryResult result;
+  deliver(topic, std::string(value), std::move(options), &result);
+  return result;
 }
+
+void InMemoryMessageBroker::publish_async(std::string_view topic, std::string value, PublishOptions options,
+                                          DeliveryCallback done) {
+  DeliveryResult result;
+  std::optional<BrokerError> error;
+  try {
+    deliver(topic, std::move(value), std::move(options), &result);
+  } catch (const BrokerError& e) {
+    error.emplace(e);
+  } catch (const std::exception& e) {
+    error.emplace(e.what());
+  } catch (...) {
+    error.emplace("publish to '" + std::string(topic) + "' failed: unknown error");
+  }
+  const DeliveryReport report{error ? topic : std::string_view(result.topic), result.partition, result.offset,
+                              error ? &*error : nullptr};
+  try {
+    if (done) done(report);
+  } catch (const std::exception& e) {
+    detail::log().error("delivery callback for '{}' threw: {}", topic, e.what());
+  } catch (...) {
+    detail::log().error("delivery callback for '{}' threw", topic);
+  }
+}
+
+bool InMemoryMessageBroker::flush(std::chrono::milliseconds /*timeout*/) { return true; }
 
 std::future<DeliveryResult> InMemoryMessageBroker::publish_async(std::string_view topic, std::string value,
                                                                  PublishOptions options) {

@@ -30,6 +30,11 @@ TEST_CASE("real: round trip keeps key, headers, partition, offset and timestamp"
   round_trip_scenario(cluster);
 }
 
+TEST_CASE("real: publish results, delivery callbacks and flush", "[kafka][real]") {
+  auto cluster = real_cluster();
+  delivery_forms_scenario(cluster);
+}
+
 TEST_CASE("real: two groups each get every message", "[kafka][real]") {
   auto cluster = real_cluster();
   two_groups_scenario(cluster);

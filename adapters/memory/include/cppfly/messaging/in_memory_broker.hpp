@@ -27,9 +27,14 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   ~InMemoryMessageBroker() override;
 
   /// Delivers to the subscribers before it returns; refused (BrokerError) unless started.
-  void publish(std::string_view topic, std::string_view value, PublishOptions options = {}) override;
+  DeliveryResult publish(std::string_view topic, std::string_view value, PublishOptions options = {}) override;
   std::future<DeliveryResult> publish_async(std::string_view topic, std::string value,
                                             PublishOptions options = {}) override;
+  /// Delivers inline, then runs `done` on the calling thread (an error a handler threw is its report's error).
+  void publish_async(std::string_view topic, std::string value, PublishOptions options,
+                     DeliveryCallback done) override;
+  /// Nothing is ever queued: true at once.
+  bool flush(std::chrono::milliseconds timeout) override;
   void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) override;
   void start() override;
   /// Refuses further publishes and waits for deliveries running on other threads to finish.
@@ -45,7 +50,7 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
  private:
   struct Routes;
   struct Topic;
-  /// Publishes and dispatches; fills `result` when given (publish() needs none).
+  /// Publishes and dispatches; fills `result` when given.
   void deliver(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
   std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
 
