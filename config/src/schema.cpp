@@ -38,6 +38,7 @@ const std::vector<SchemaNode>& kafka_children() {
   static const std::vector<SchemaNode> children{
       {"bootstrap-servers", Shape::scalar, "a comma-separated list of host:port, or embedded"},
       {"client-id", Shape::scalar, "a client id"},
+      {"transactional-id-prefix", Shape::scalar, "a transactional id prefix"},
       {"embedded-brokers", Shape::scalar, "an integer from 1 to 16"},
       {"auto-offset-reset", Shape::scalar, "one of earliest, latest"},
       {"acks", Shape::scalar, "one of all, -1, 0, 1"},
@@ -288,6 +289,9 @@ MessagingProperties build_messaging(const ValueMap& values) {
     kafka.bootstrap_servers = std::string(servers);
   }
   if (const auto* v = find(values, "pyfly.messaging.kafka.client-id")) kafka.client_id = v->value;
+  if (const auto* v = find(values, "pyfly.messaging.kafka.transactional-id-prefix")) {
+    kafka.transactional_id_prefix = std::string(trim(v->value));
+  }
   if (const auto* v = find(values, "pyfly.messaging.kafka.embedded-brokers")) {
     kafka.embedded_brokers = int_value("pyfly.messaging.kafka.embedded-brokers", *v, 1, 16);
   }
@@ -309,6 +313,11 @@ MessagingProperties build_messaging(const ValueMap& values) {
     const auto* v = find(values, "pyfly.messaging.kafka.acks");
     bad_value("pyfly.messaging.kafka.acks", *v,
               "allowed with enable-idempotence: true (the default): all, -1; set enable-idempotence: false for 0 or 1");
+  }
+  if (!kafka.transactional_id_prefix.empty() && !kafka.enable_idempotence) {
+    // Kafka's transactions are built on the idempotent producer.
+    bad_value("pyfly.messaging.kafka.enable-idempotence", *find(values, "pyfly.messaging.kafka.enable-idempotence"),
+              "transactions (transactional-id-prefix) need enable-idempotence: true");
   }
   const std::array<std::pair<std::string_view, std::chrono::milliseconds*>, 4> durations{{
       {"pyfly.messaging.kafka.commit-interval", &kafka.commit_interval},

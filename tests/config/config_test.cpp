@@ -247,7 +247,7 @@ TEST_CASE("a scalar where a map is expected, and a map where a scalar is expecte
         "pyfly.yaml:2:14: pyfly.messaging: found 'memory'; expected a map with keys provider, kafka, rabbitmq");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka: localhost:9092\n") ==
         "pyfly.yaml:3:12: pyfly.messaging.kafka: found 'localhost:9092'; expected a map with keys "
-        "bootstrap-servers, client-id, embedded-brokers, auto-offset-reset, acks, enable-idempotence, "
+        "bootstrap-servers, client-id, transactional-id-prefix, embedded-brokers, auto-offset-reset, acks, enable-idempotence, "
         "commit-interval, connect-timeout, publish-timeout, reconnect-backoff-max, properties, "
         "producer-properties, consumer-properties");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    provider:\n      name: kafka\n") ==

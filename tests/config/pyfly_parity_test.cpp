@@ -251,3 +251,14 @@ TEST_CASE("a codec a PyFly consumer cannot decode is warned about, gzip is not",
                                           "        compression.type: gzip\n");
   CHECK(gzip.warnings().empty());
 }
+
+TEST_CASE("transactional-id-prefix turns transactions on and needs idempotence", "[config]") {
+  CHECK(Config::from_string("pyfly: {messaging: {kafka: {transactional_id_prefix: orders-tx-}}}")
+            .messaging()
+            .kafka.transactional_id_prefix == "orders-tx-");
+  CHECK(Config::from_string("pyfly: {messaging: {kafka: {}}}").messaging().kafka.transactional_id_prefix.empty());
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      transactional-id-prefix: tx-\n"
+                      "      enable-idempotence: false\n      acks: 1\n") ==
+        "pyfly.yaml:5:27: pyfly.messaging.kafka.enable-idempotence: found 'false'; transactions "
+        "(transactional-id-prefix) need enable-idempotence: true");
+}

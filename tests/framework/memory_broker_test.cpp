@@ -278,3 +278,27 @@ TEST_CASE("memory broker: publish returns the place, the callback form reports o
   broker.publish_async("orders", "late", {}, [&](const DeliveryReport& r) { refused = r.error->what(); });
   CHECK(refused.find("before start()") != std::string::npos);
 }
+
+TEST_CASE("memory broker: a transaction delivers what it published when it returns, nothing when it throws",
+          "[memory][transactions]") {
+  InMemoryMessageBroker broker;
+  std::vector<std::string> seen;
+  broker.subscribe("ledger", [&](const Message& m) { seen.push_back(m.value); });
+  CHECK_THROWS_WITH(broker.transaction([](TransactionalPublisher&) {}), Catch::Contains("before start()"));
+  broker.start();
+  broker.transaction([&](TransactionalPublisher& tx) {
+    tx.publish("ledger", "debit");
+    CHECK(tx.flush(std::chrono::milliseconds(0)));
+    CHECK(seen.empty());  // held until the commit
+    tx.publish("ledger", "credit", {.key = "acct-1"});
+  });
+  CHECK(seen == std::vector<std::string>{"debit", "credit"});
+  CHECK_THROWS_WITH(broker.transaction([&](TransactionalPublisher& tx) {
+                      tx.publish("ledger", "half");
+                      throw std::runtime_error("abort it");
+                    }),
+                    "abort it");
+  CHECK(seen == std::vector<std::string>{"debit", "credit"});
+  CHECK(broker.published("ledger").size() == 2);
+  broker.stop();
+}

@@ -64,6 +64,20 @@ TEST_CASE("mock: publish results, delivery callbacks and flush", "[kafka][mock]"
   delivery_forms_scenario(cluster);
 }
 
+TEST_CASE("mock: committed transactions reach a listener, aborted ones never do", "[kafka][mock]") {
+  MockCluster cluster;
+  transactions_scenario(cluster);
+}
+
+TEST_CASE("embedded: transaction() without transactional-id-prefix says how to turn transactions on",
+          "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  adapter.start();
+  CHECK_THROWS_WITH(adapter.transaction([](messaging::TransactionalPublisher&) {}),
+                    "transactions are off: set pyfly.messaging.kafka.transactional-id-prefix to turn them on");
+  adapter.stop();
+}
+
 TEST_CASE("embedded: a callback publish that cannot be queued reports its error at once", "[kafka][embedded]") {
   KafkaAdapter adapter(test_properties("embedded"));
   int calls = 0;

@@ -369,3 +369,51 @@ void delivery_forms_scenario(TestCluster& cluster) {
 }
 
 }  // namespace cppfly::kafka::test
+
+namespace cppfly::kafka::test {
+
+void transactions_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("transactions");
+  cluster.create_topic(topic, 2);
+  auto properties = cluster.properties();
+  properties.transactional_id_prefix = unique_name("tx") + "-";
+  Inbox committed;  // read_committed (the adapter's setting)
+  Inbox everything;
+  auto uncommitted = cluster.properties();
+  uncommitted.consumer_properties["isolation.level"] = "read_uncommitted";
+  KafkaAdapter adapter(properties);
+  KafkaAdapter reader(uncommitted);
+  adapter.subscribe(topic, committed.handler(), unique_name("committed"));
+  reader.subscribe(topic, everything.handler(), unique_name("uncommitted"));
+  adapter.start();
+  reader.start();
+
+  adapter.transaction([&](messaging::TransactionalPublisher& tx) {
+    for (int i = 0; i < 3; ++i) tx.publish(topic, "committed-" + std::to_string(i), {.partition = i % 2});
+  });
+  CHECK_THROWS_WITH(adapter.transaction([&](messaging::TransactionalPublisher& tx) {
+                      for (int i = 0; i < 3; ++i) tx.publish(topic, "aborted-" + std::to_string(i), {.partition = i % 2});
+                      REQUIRE(tx.flush(kWait));  // on the broker, uncommitted
+                      tx.publish(topic, "aborted-late", {.partition = 0});  // still queued: purged by the abort
+                      throw std::runtime_error("the body failed");
+                    }),
+                    "the body failed");
+  adapter.transaction([&](messaging::TransactionalPublisher& tx) {
+    tx.publish(topic, "end-0", {.partition = 0});
+    tx.publish(topic, "end-1", {.partition = 1});
+  });
+
+  // The uncommitted reader proves the aborted records were written; the listener never gets them.
+  REQUIRE(everything.wait_for_values({"aborted-0", "aborted-1", "aborted-2", "end-0", "end-1"}));
+  REQUIRE(committed.wait_for_values({"end-0", "end-1"}));
+  std::multiset<std::string> seen;
+  for (const auto& value : committed.values()) {
+    if (cluster.filters_aborted_transactions() || !value.starts_with("aborted-")) seen.insert(value);
+  }
+  CHECK(seen == std::multiset<std::string>{"committed-0", "committed-1", "committed-2", "end-0", "end-1"});
+  reader.stop();
+  adapter.stop();
+  CHECK_THROWS_WITH(adapter.transaction([](messaging::TransactionalPublisher&) {}), Catch::Contains("not started"));
+}
+
+}  // namespace cppfly::kafka::test

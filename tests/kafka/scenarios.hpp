@@ -24,5 +24,8 @@ void broadcast_scenario(TestCluster& cluster);
 /// publish() returns the record's place; publish_async's callback runs once per record with the
 /// place the consumer then sees; flush() returns once every report ran; the future form beside it.
 void delivery_forms_scenario(TestCluster& cluster);
+/// A committed transaction's records reach a listener; an aborted one's never do (a
+/// read_uncommitted reader sees that they were written).
+void transactions_scenario(TestCluster& cluster);
 
 }  // namespace cppfly::kafka::test

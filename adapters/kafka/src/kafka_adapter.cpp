@@ -47,6 +47,22 @@ struct KafkaAdapter::Impl {
   std::atomic<detail::Producer*> producer{nullptr};
   std::vector<std::unique_ptr<detail::Producer>> producers;  ///< every one start() made
 
+  /// transaction(): one at a time; the transactional producer (transactional-id-prefix set),
+  /// made by start() and closed by stop(), both under this lock.
+  std::mutex transaction_mutex;
+  std::unique_ptr<detail::Producer> transactional;
+
+  /// A transactional producer, its transactions initialised (fencing an earlier one with the id).
+  [[nodiscard]] std::unique_ptr<detail::Producer> make_transactional() const {
+    auto conf = detail::duplicate(producer_conf.get());
+    // Spring's rule: the prefix plus the producer's number; this adapter has one.
+    detail::set_property(conf.get(), "transactional.id", properties.transactional_id_prefix + "0",
+                         "pyfly.messaging.kafka.transactional-id-prefix");
+    auto made = std::make_unique<detail::Producer>(std::move(conf), properties.publish_timeout);
+    made->init_transactions(properties.connect_timeout);
+    return made;
+  }
+
   /// Consumers stopped from their own handler: still finishing on their own thread.
   std::vector<std::shared_ptr<detail::Consumer>> detached;
 
@@ -84,6 +100,11 @@ struct KafkaAdapter::Impl {
       if (!consumer->join()) detached.push_back(consumer);
     }
     stopping.clear();
+    {
+      const std::lock_guard lock(transaction_mutex);  // a transaction under way ends first
+      if (transactional) transactional->close(properties.publish_timeout);
+      transactional.reset();
+    }
     if (auto* closing = producer.exchange(nullptr)) closing->close(properties.publish_timeout);
     {
       const std::lock_guard lock(state_mutex);
@@ -174,6 +195,47 @@ void KafkaAdapter::publish_async(std::string_view topic, std::string value, mess
   }
 }
 
+void KafkaAdapter::transaction(const std::function<void(messaging::TransactionalPublisher&)>& body) {
+  const auto& p = impl_->properties;
+  if (p.transactional_id_prefix.empty()) {
+    throw BrokerError("transactions are off: set pyfly.messaging.kafka.transactional-id-prefix to turn them on");
+  }
+  const std::lock_guard lock(impl_->transaction_mutex);
+  if (!impl_->transactional) throw BrokerError("cannot begin a transaction: the Kafka adapter is not started");
+  if (impl_->transactional->fatal()) {
+    // Fenced or broken by an earlier failure: a new producer with the same id takes over.
+    impl_->transactional->close(std::chrono::milliseconds(0));
+    impl_->transactional = impl_->make_transactional();
+  }
+  detail::Producer& producer = *impl_->transactional;
+  producer.begin_transaction();
+
+  struct Publisher final : messaging::TransactionalPublisher {
+    Impl& impl;
+    detail::Producer& producer;
+    Publisher(Impl& i, detail::Producer& p) : impl(i), producer(p) {}
+    void publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) override {
+      impl.prepare_topic(topic);
+      // A failed record fails the commit; its report needs no handling of its own.
+      messaging::DeliveryCallback ignore = [](const messaging::DeliveryReport&) {};
+      producer.send(topic, value, options, ignore);
+    }
+    bool flush(std::chrono::milliseconds timeout) override { return producer.flush(timeout); }
+  } publisher(*impl_, producer);
+
+  try {
+    body(publisher);
+  } catch (...) {
+    try {
+      producer.abort_transaction(p.publish_timeout);
+    } catch (const std::exception& e) {
+      cppfly::detail::log().error("kafka: aborting a transaction failed: {}", e.what());
+    }
+    throw;
+  }
+  producer.commit_transaction(p.publish_timeout);
+}
+
 bool KafkaAdapter::flush(std::chrono::milliseconds timeout) {
   auto producer = impl_->current_producer();
   return producer == nullptr || producer->flush(timeout);
@@ -240,6 +302,11 @@ void KafkaAdapter::start() {
   impl_->producer.store(impl_->producers.back().get(), std::memory_order_release);
   std::vector<std::shared_ptr<detail::Consumer>> starting;
   try {
+    if (!p.transactional_id_prefix.empty()) {
+      auto transactional = impl_->make_transactional();
+      const std::lock_guard lock(impl_->transaction_mutex);
+      impl_->transactional = std::move(transactional);
+    }
     {
       const std::lock_guard lock(impl_->state_mutex);
       impl_->state = Impl::State::started;

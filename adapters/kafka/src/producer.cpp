@@ -1,5 +1,6 @@
 #include "producer.hpp"
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <memory>
@@ -312,6 +313,82 @@ DeliveryResult Producer::await(std::future<DeliveryResult>& delivery, std::strin
                       std::to_string((publish_timeout_ + kReportGrace).count()) + " ms");
   }
   return delivery.get();
+}
+
+namespace {
+
+/// Takes ownership of a librdkafka error object: its message, and its kind.
+struct TxnError {
+  explicit TxnError(rd_kafka_error_t* error) : error_(error) {}
+  ~TxnError() {
+    if (error_ != nullptr) rd_kafka_error_destroy(error_);
+  }
+  TxnError(const TxnError&) = delete;
+  TxnError& operator=(const TxnError&) = delete;
+  explicit operator bool() const noexcept { return error_ != nullptr; }
+  [[nodiscard]] std::string text() const { return rd_kafka_error_string(error_); }
+  [[nodiscard]] bool retriable() const { return rd_kafka_error_is_retriable(error_) != 0; }
+  [[nodiscard]] bool requires_abort() const { return rd_kafka_error_txn_requires_abort(error_) != 0; }
+  [[nodiscard]] bool fatal() const { return rd_kafka_error_is_fatal(error_) != 0; }
+
+ private:
+  rd_kafka_error_t* error_;
+};
+
+int millis(std::chrono::milliseconds timeout) { return static_cast<int>(std::max<std::int64_t>(1, timeout.count())); }
+
+}  // namespace
+
+void Producer::init_transactions(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  if (closed_.load()) throw BrokerError("cannot start transactions: the Kafka adapter is stopped");
+  const TxnError error(rd_kafka_init_transactions(rk_.get(), millis(timeout)));
+  if (error) {
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("cannot start transactions within " + std::to_string(timeout.count()) + " ms: " + error.text());
+  }
+}
+
+void Producer::begin_transaction() {
+  const Visit visit(*this);
+  if (closed_.load()) throw BrokerError("cannot begin a transaction: the Kafka adapter is stopped");
+  const TxnError error(rd_kafka_begin_transaction(rk_.get()));
+  if (error) {
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("cannot begin a transaction: " + error.text());
+  }
+}
+
+void Producer::commit_transaction(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const TxnError error(rd_kafka_commit_transaction(rk_.get(), millis(left)));
+    if (!error) return;
+    if (error.retriable() && Clock::now() < deadline) continue;
+    if (error.requires_abort()) {
+      const std::string reason = error.text();
+      abort_transaction(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()) +
+                        std::chrono::milliseconds(1000));
+      throw BrokerError("transaction aborted: the commit failed: " + reason);
+    }
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("transaction commit failed: " + error.text());
+  }
+}
+
+void Producer::abort_transaction(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const TxnError error(rd_kafka_abort_transaction(rk_.get(), millis(left)));
+    if (!error) return;
+    if (error.retriable() && Clock::now() < deadline) continue;
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("transaction abort failed: " + error.text());
+  }
 }
 
 void Producer::close(std::chrono::milliseconds flush_timeout) noexcept {

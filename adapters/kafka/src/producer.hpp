@@ -49,6 +49,17 @@ class Producer final : public ClientContext {
   [[nodiscard]] messaging::DeliveryResult await(std::future<messaging::DeliveryResult>& delivery,
                                                 std::string_view topic) const;
 
+  /// Transactions, for a producer made with transactional.id. Each throws messaging::BrokerError
+  /// with librdkafka's reason; after a fatal error (fenced by a newer producer with the same id,
+  /// ...) fatal() is true and the producer must be replaced.
+  void init_transactions(std::chrono::milliseconds timeout);
+  void begin_transaction();
+  /// Flushes and commits within `timeout`; a failure that needs it aborts, then throws.
+  void commit_transaction(std::chrono::milliseconds timeout);
+  /// Aborts (what was produced is never seen by read_committed consumers); throws on failure.
+  void abort_transaction(std::chrono::milliseconds timeout);
+  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(); }
+
   /// Refuses new records, flushes within `flush_timeout`, fails (and logs) whatever was not
   /// delivered by then, stops the poll thread and destroys the client. Idempotent.
   void close(std::chrono::milliseconds flush_timeout) noexcept;
@@ -70,6 +81,7 @@ class Producer final : public ClientContext {
   std::chrono::milliseconds publish_timeout_;
   std::atomic<bool> polling_{true};
   std::atomic<bool> closed_{false};
+  std::atomic<bool> fatal_{false};  ///< a fatal transaction error: unusable
   std::atomic<int> sending_{0};         ///< send() and flush() calls under way (close waits for them)
   std::atomic<std::uint64_t> sends_{0};  ///< send() calls so far (the poll thread steps aside)
   std::mutex mutex_;                     ///< for wake_

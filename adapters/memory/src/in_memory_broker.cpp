@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "cppfly/detail/log.hpp"
 
@@ -194,6 +195,26 @@ void InMemoryMessageBroker::publish_async(std::string_view topic, std::string va
 }
 
 bool InMemoryMessageBroker::flush(std::chrono::milliseconds /*timeout*/) { return true; }
+
+void InMemoryMessageBroker::transaction(const std::function<void(TransactionalPublisher&)>& body) {
+  struct Pending final : TransactionalPublisher {
+    struct Record {
+      std::string topic;
+      std::string value;
+      PublishOptions options;
+    };
+    std::vector<Record> records;
+    void publish(std::string_view topic, std::string_view value, PublishOptions options) override {
+      records.push_back({std::string(topic), std::string(value), std::move(options)});
+    }
+    bool flush(std::chrono::milliseconds /*timeout*/) override { return true; }  // held until the commit
+  };
+  const std::lock_guard lock(transaction_mutex_);
+  if (!running_.load()) throw BrokerError("in-memory broker: cannot begin a transaction before start() (or after stop())");
+  Pending pending;
+  body(pending);  // an exception aborts: nothing was delivered
+  for (auto& record : pending.records) deliver(record.topic, std::move(record.value), std::move(record.options), nullptr);
+}
 
 std::future<DeliveryResult> InMemoryMessageBroker::publish_async(std::string_view topic, std::string value,
                                                                  PublishOptions options) {

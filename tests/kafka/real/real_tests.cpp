@@ -35,6 +35,11 @@ TEST_CASE("real: publish results, delivery callbacks and flush", "[kafka][real]"
   delivery_forms_scenario(cluster);
 }
 
+TEST_CASE("real: committed transactions reach a listener, aborted ones never do", "[kafka][real]") {
+  auto cluster = real_cluster();
+  transactions_scenario(cluster);
+}
+
 TEST_CASE("real: two groups each get every message", "[kafka][real]") {
   auto cluster = real_cluster();
   two_groups_scenario(cluster);

@@ -47,6 +47,18 @@ struct DeliveryReport {
 /// keep it short and never call the blocking publish() from it. An exception it throws is logged.
 using DeliveryCallback = std::function<void(const DeliveryReport&)>;
 
+/// Publishes inside one transaction: nothing it publishes is visible to read-committed consumers
+/// until the transaction commits, and none of it ever is when it aborts.
+class TransactionalPublisher {
+ public:
+  virtual ~TransactionalPublisher() = default;
+  /// Queues the record in the transaction; a delivery failure fails the commit.
+  virtual void publish(std::string_view topic, std::string_view value, PublishOptions options = {}) = 0;
+  /// Sends what was published so far to the broker, still uncommitted, at most `timeout` (a long
+  /// transaction need not hold it all in memory); true when nothing is left to send.
+  virtual bool flush(std::chrono::milliseconds timeout) = 0;
+};
+
 /// The port. Adapters: InMemoryMessageBroker (adapters/memory), KafkaAdapter (adapters/kafka).
 class MessageBrokerPort {
  public:
@@ -64,6 +76,14 @@ class MessageBrokerPort {
   /// Waits until every record published so far is delivered or failed, at most `timeout`.
   /// True when nothing is left queued.
   virtual bool flush(std::chrono::milliseconds timeout) = 0;
+  /// Runs `body` in a transaction: what it publishes through its TransactionalPublisher commits
+  /// together when it returns, and is aborted when it throws (the exception then comes out).
+  /// Throws BrokerError when the commit fails, or when this broker has no transactions (Kafka:
+  /// pyfly.messaging.kafka.transactional-id-prefix unset). One transaction at a time per broker.
+  virtual void transaction(const std::function<void(TransactionalPublisher&)>& body) {
+    (void)body;
+    throw BrokerError("this broker has no transactions");
+  }
   /// No group: this handler gets every message. A group: one member of the group gets each message.
   virtual void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) = 0;
   /// Connect and begin consuming. subscribe() after start() also works.

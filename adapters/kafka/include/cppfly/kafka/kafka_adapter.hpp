@@ -64,6 +64,10 @@ class KafkaAdapter final : public messaging::MessageBrokerPort {
   /// Serves delivery reports until nothing is queued, at most `timeout`; true when nothing is left
   /// (also when not started).
   bool flush(std::chrono::milliseconds timeout) override;
+  /// With transactional-id-prefix set: one transaction at a time on a transactional producer
+  /// (transactional.id = prefix + "0", made by start(): a restarted service fences the one before
+  /// it); commit and abort bounded by publish_timeout. Never call stop() from `body`.
+  void transaction(const std::function<void(messaging::TransactionalPublisher&)>& body) override;
   /// Before start(): recorded, started by start(). After start(): started at once.
   void subscribe(std::string_view topic, messaging::MessageHandler handler,
                  std::optional<std::string> group = {}) override;

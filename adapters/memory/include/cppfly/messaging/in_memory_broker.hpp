@@ -35,6 +35,9 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
                      DeliveryCallback done) override;
   /// Nothing is ever queued: true at once.
   bool flush(std::chrono::milliseconds timeout) override;
+  /// Holds what `body` publishes and delivers it, in order, once `body` returned; drops it when
+  /// `body` throws. One transaction at a time.
+  void transaction(const std::function<void(TransactionalPublisher&)>& body) override;
   void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) override;
   void start() override;
   /// Refuses further publishes and waits for deliveries running on other threads to finish.
@@ -58,6 +61,7 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   std::atomic<bool> running_{false};
   std::atomic<int> in_flight_{0};  // deliveries under way, on any thread
   std::atomic<bool> stopping_{false};
+  std::mutex transaction_mutex_;
   std::mutex idle_mutex_;
   std::condition_variable idle_;
   mutable std::mutex routes_mutex_;
