@@ -64,6 +64,11 @@ TEST_CASE("mock: publish results, delivery callbacks and flush", "[kafka][mock]"
   delivery_forms_scenario(cluster);
 }
 
+TEST_CASE("mock: a pull consumer polls, commits, seeks, pauses and resumes", "[kafka][mock]") {
+  MockCluster cluster;
+  pull_consumer_scenario(cluster);
+}
+
 TEST_CASE("mock: committed transactions reach a listener, aborted ones never do", "[kafka][mock]") {
   MockCluster cluster;
   transactions_scenario(cluster);

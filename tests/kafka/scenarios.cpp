@@ -417,3 +417,78 @@ void transactions_scenario(TestCluster& cluster) {
 }
 
 }  // namespace cppfly::kafka::test
+
+namespace cppfly::kafka::test {
+namespace {
+
+/// Polls until `done(records so far)` holds or kWait passes.
+std::vector<Message> poll_until(PullConsumer& consumer, const std::function<bool(const std::vector<Message>&)>& done) {
+  std::vector<Message> records;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!done(records) && std::chrono::steady_clock::now() < deadline) {
+    for (auto& record : consumer.poll(200ms)) records.push_back(std::move(record));
+  }
+  return records;
+}
+
+bool has_value(const std::vector<Message>& records, const std::string& value) {
+  return std::any_of(records.begin(), records.end(), [&](const Message& m) { return m.value == value; });
+}
+
+}  // namespace
+
+void pull_consumer_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("pull");
+  const auto group = unique_name("pull-group");
+  cluster.create_topic(topic, 2);
+  KafkaAdapter producer(cluster.properties());
+  producer.start();
+  for (int i = 0; i < 20; ++i) {
+    producer.publish(topic, "first-" + std::to_string(i), {.key = "k" + std::to_string(i), .partition = i % 2});
+  }
+  {
+    PullConsumer consumer(cluster.properties(), group, {topic});
+    auto records = poll_until(consumer, [](const auto& r) { return r.size() >= 20; });
+    REQUIRE(records.size() == 20);
+    std::set<std::string> values;
+    for (const auto& record : records) {
+      values.insert(record.value);
+      CHECK(record.topic == topic);
+      CHECK(record.key == std::optional<std::string>("k" + record.value.substr(6)));
+    }
+    CHECK(values.size() == 20);
+    CHECK(consumer.assignment().size() == 2);
+    consumer.commit();
+
+    // seek: partition 0 again from its start.
+    consumer.seek(topic, 0, 0);
+    const auto again = poll_until(consumer, [](const auto& r) { return r.size() >= 10; });
+    REQUIRE(again.size() == 10);
+    CHECK(again.front().partition == 0);
+    CHECK(again.front().offset == 0);
+
+    // pause: nothing of partition 1 until resume.
+    consumer.pause(topic, 1);
+    producer.publish(topic, "paused-1", {.partition = 1});
+    producer.publish(topic, "open-0", {.partition = 0});
+    const auto while_paused = poll_until(consumer, [](const auto& r) { return has_value(r, "open-0"); });
+    CHECK(has_value(while_paused, "open-0"));
+    CHECK_FALSE(has_value(while_paused, "paused-1"));
+    consumer.resume(topic, 1);
+    CHECK(has_value(poll_until(consumer, [](const auto& r) { return has_value(r, "paused-1"); }), "paused-1"));
+    consumer.commit();
+  }
+  // A new member of the group starts where the commit left off.
+  producer.publish(topic, "second-0", {.partition = 0});
+  producer.publish(topic, "second-1", {.partition = 1});
+  PullConsumer next(cluster.properties(), group, {topic});
+  const auto rest = poll_until(next, [](const auto& r) { return has_value(r, "second-0") && has_value(r, "second-1"); });
+  std::multiset<std::string> values;
+  for (const auto& record : rest) values.insert(record.value);
+  CHECK(values == std::multiset<std::string>{"second-0", "second-1"});
+  next.close();
+  CHECK_THROWS_AS(next.poll(10ms), messaging::BrokerError);
+  producer.stop();
+}
+
+}  // namespace cppfly::kafka::test

@@ -27,5 +27,7 @@ void delivery_forms_scenario(TestCluster& cluster);
 /// A committed transaction's records reach a listener; an aborted one's never do (a
 /// read_uncommitted reader sees that they were written).
 void transactions_scenario(TestCluster& cluster);
+/// PullConsumer: poll, commit, seek, pause/resume; a new member resumes from the commit.
+void pull_consumer_scenario(TestCluster& cluster);
 
 }  // namespace cppfly::kafka::test

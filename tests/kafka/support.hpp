@@ -15,6 +15,7 @@
 
 #include <cppfly/config/properties.hpp>
 #include <cppfly/kafka/kafka_adapter.hpp>
+#include <cppfly/kafka/pull_consumer.hpp>
 #include <cppfly/messaging/message.hpp>
 
 namespace cppfly::kafka::test {

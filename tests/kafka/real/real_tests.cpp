@@ -40,6 +40,11 @@ TEST_CASE("real: committed transactions reach a listener, aborted ones never do"
   transactions_scenario(cluster);
 }
 
+TEST_CASE("real: a pull consumer polls, commits, seeks, pauses and resumes", "[kafka][real]") {
+  auto cluster = real_cluster();
+  pull_consumer_scenario(cluster);
+}
+
 TEST_CASE("real: two groups each get every message", "[kafka][real]") {
   auto cluster = real_cluster();
   two_groups_scenario(cluster);
