@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <librdkafka/rdkafka.h>
+
 #include <cppfly/config/config.hpp>
 
 #include "scenarios.hpp"
@@ -307,6 +309,40 @@ TEST_CASE("a broker that dies: publish fails within publish-timeout", "[kafka][f
   start = std::chrono::steady_clock::now();
   adapter.stop();  // nothing queued: quick even with the cluster gone
   CHECK(elapsed_since(start) < 5s);
+}
+
+TEST_CASE("a producer that hits a fatal error is replaced: later publishes go through", "[kafka][fault]") {
+  MockCluster cluster;
+  const auto topic = unique_name("fatal");
+  cluster.create_topic(topic, 1);
+  auto properties = cluster.properties();
+  // With the gapless guarantee a sequence gap is fatal for librdkafka's idempotent producer.
+  properties.producer_properties["enable.gapless.guarantee"] = "true";
+  KafkaAdapter adapter(properties);
+  Inbox inbox;
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  adapter.publish(topic, "before");
+  CHECK(adapter.producer_replacements() == 0);
+
+  cluster.fail_produce_requests(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
+  CHECK_THROWS_AS(adapter.publish(topic, "hit"), BrokerError);
+  // Bounded: the next publish replaces the producer (at once, or once librdkafka has raised the
+  // fatal error on its own thread) and is delivered.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  bool delivered = false;
+  while (!delivered && std::chrono::steady_clock::now() < deadline) {
+    try {
+      adapter.publish(topic, "after");
+      delivered = true;
+    } catch (const BrokerError& e) {
+      INFO(e.what());
+    }
+  }
+  CHECK(delivered);
+  CHECK(adapter.producer_replacements() == 1);
+  REQUIRE(inbox.wait_for_values({"before", "after"}));
+  adapter.stop();
 }
 
 TEST_CASE("a consumer whose broker dies still stops within a bound", "[kafka][fault]") {

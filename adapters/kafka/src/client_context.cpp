@@ -39,6 +39,7 @@ void on_error(rd_kafka_t* rk, int error, const char* reason, void* opaque) noexc
       const auto original = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
       text = std::string("fatal error ") + rd_kafka_err2name(original) + ": " + fatal;
       cppfly::detail::log().error("kafka {}: {}; this client can no longer be used", who, text);
+      if (context != nullptr) context->on_fatal();
     } else if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
       cppfly::detail::log().warn("kafka {}: {} (librdkafka keeps retrying)", who, text);
     } else {

@@ -26,6 +26,9 @@ class ClientContext {
   void record_error(std::string error);
   void clear_error();
 
+  /// librdkafka raised a fatal error: this client can no longer be used (its owner replaces it).
+  virtual void on_fatal() noexcept {}
+
   /// The context attached to a client handle (nullptr if none).
   static ClientContext* of(const rd_kafka_t* rk) noexcept;
 

@@ -297,6 +297,7 @@ void Producer::enqueue(std::string_view topic, std::string_view value, const mes
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       reason = "the local queue stayed full for " + std::to_string(publish_timeout_.count()) + " ms (" + reason + ")";
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      fatal_ = true;
       std::array<char, 512> fatal{};
       rd_kafka_fatal_error(rk_.get(), fatal.data(), fatal.size());
       reason += std::string(": ") + fatal.data();

@@ -58,7 +58,8 @@ class Producer final : public ClientContext {
   void commit_transaction(std::chrono::milliseconds timeout);
   /// Aborts (what was produced is never seen by read_committed consumers); throws on failure.
   void abort_transaction(std::chrono::milliseconds timeout);
-  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(); }
+  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(std::memory_order_relaxed); }
+  void on_fatal() noexcept override { fatal_.store(true); }
 
   /// Refuses new records, flushes within `flush_timeout`, fails (and logs) whatever was not
   /// delivered by then, stops the poll thread and destroys the client. Idempotent.
