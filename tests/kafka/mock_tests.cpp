@@ -423,3 +423,54 @@ TEST_CASE("embedded: a record its handler could not settle is delivered again, i
   CHECK(refusals == 2);
   adapter.stop();
 }
+
+namespace {
+
+/// Kafka's murmur2 (the Java client's and aiokafka's key partitioner), for the expected partitions.
+std::int32_t murmur2(const std::string& key) {
+  const auto* data = reinterpret_cast<const unsigned char*>(key.data());
+  const auto length = static_cast<std::uint32_t>(key.size());
+  constexpr std::uint32_t m = 0x5bd1e995;
+  constexpr int r = 24;
+  std::uint32_t h = 0x9747b28c ^ length;
+  std::uint32_t i = 0;
+  for (; i + 4 <= length; i += 4) {
+    std::uint32_t k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (static_cast<std::uint32_t>(data[i + 3]) << 24);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  switch (length - i) {
+    case 3: h ^= static_cast<std::uint32_t>(data[i + 2]) << 16; [[fallthrough]];
+    case 2: h ^= static_cast<std::uint32_t>(data[i + 1]) << 8; [[fallthrough]];
+    case 1:
+      h ^= data[i];
+      h *= m;
+      break;
+    default: break;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  return static_cast<std::int32_t>(h & 0x7fffffff);
+}
+
+}  // namespace
+
+TEST_CASE("a configured partitioner takes effect: murmur2_random places keys as Java clients do", "[kafka][embedded]") {
+  constexpr int kPartitions = 3;  // the embedded cluster's topics
+  auto properties = test_properties("embedded");
+  properties.producer_properties["partitioner"] = "murmur2_random";
+  KafkaAdapter adapter(properties);
+  adapter.start();
+  const auto topic = unique_name("partitioner");
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "order-" + std::to_string(i);
+    const auto placed = adapter.publish(topic, "v", {.key = key});
+    INFO(key);
+    CHECK(placed.partition == murmur2(key) % kPartitions);
+  }
+  adapter.stop();
+}
