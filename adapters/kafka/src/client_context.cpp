@@ -47,8 +47,6 @@ void on_error(rd_kafka_t* rk, int error, const char* reason, void* opaque) noexc
       cppfly::detail::log().error("kafka {}: {}; this client can no longer be used", who, text);
     } else if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
       cppfly::detail::log().warn("kafka {}: {} (librdkafka keeps retrying)", who, text);
-    } else if (code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL) {
-      cppfly::detail::log().warn("kafka {}: {}", who, text);
     } else {
       // Transient: librdkafka already logged it and retries.
       cppfly::detail::log().debug("kafka {}: {}", who, text);

@@ -1,6 +1,7 @@
 #include "cluster_probe.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <thread>
 
 #include <cppfly/detail/log.hpp>
@@ -17,7 +18,8 @@ namespace {
 std::string security_reason(rd_kafka_t* rk, const ClientContext::Failure& failure, const std::string& servers,
                             std::chrono::milliseconds took) {
   const rd_kafka_conf_t* conf = rd_kafka_conf(rk);
-  const std::string protocol = get_property(conf, "security.protocol");
+  std::string protocol = get_property(conf, "security.protocol");
+  for (char& c : protocol) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   const std::string after = " (after " + std::to_string(took.count()) + " ms): " + failure.text;
   if (failure.code == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
     std::string mechanism = get_property(conf, "sasl.mechanisms");
