@@ -189,7 +189,7 @@ TEST_CASE("security: SASL SCRAM-SHA-512 (password from the environment): a liste
 }
 
 TEST_CASE("security: a wrong SASL PLAIN password ends the service within connect-timeout with one line naming PLAIN "
-          "and the broker; the password is printed nowhere, even at debug level",
+          "and the broker, and the password is printed nowhere, even at debug level",
           "[kafka][real][security]") {
   const auto servers = env_or_fail("CPPFLY_KAFKA_BOOTSTRAP_SASL_PLAIN");
   const auto topic = unique_name("sasl-plain-wrong");
@@ -212,7 +212,7 @@ TEST_CASE("security: a wrong SASL PLAIN password ends the service within connect
 }
 
 TEST_CASE("security: a wrong SASL SCRAM-SHA-512 password ends the service within connect-timeout with one line "
-          "naming SCRAM-SHA-512 and the broker; the password is printed nowhere, even at debug level",
+          "naming SCRAM-SHA-512 and the broker, and the password is printed nowhere, even at debug level",
           "[kafka][real][security]") {
   const auto servers = env_or_fail("CPPFLY_KAFKA_BOOTSTRAP_SASL_SCRAM");
   const auto topic = unique_name("sasl-scram-wrong");
