@@ -374,7 +374,7 @@ TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kaf
                          Catch::Matchers::Predicate<config::ConfigError>([](const config::ConfigError& e) {
                            const std::string what = e.what();
                            return what.starts_with("pyfly.messaging.kafka.properties.no.such.property: ") &&
-                                  what.find("No such configuration property") != std::string::npos;
+                                  what.find("librdkafka has no property no.such.property") != std::string::npos;
                          }));
   }
   SECTION("producer-properties") {
@@ -404,6 +404,31 @@ TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kaf
     properties.acks = "1";  // idempotence (the default) needs acks=all
     KafkaAdapter adapter(properties);
     CHECK_THROWS_AS(adapter.start(), config::ConfigError);
+  }
+}
+
+TEST_CASE("a misspelled secret property is refused with the nearest librdkafka name, never with its value",
+          "[kafka][config][security]") {
+  auto properties = test_properties("embedded");
+  properties.properties["sasl.pasword"] = "do-not-print-7f3a";
+  CHECK_THROWS_MATCHES(KafkaAdapter(properties), config::ConfigError,
+                       Catch::Matchers::Predicate<config::ConfigError>([](const config::ConfigError& e) {
+                         const std::string what = e.what();
+                         return what == "pyfly.messaging.kafka.properties.sasl.pasword: librdkafka has no property "
+                                        "sasl.pasword; did you mean sasl.password?" &&
+                                e.key() == "pyfly.messaging.kafka.properties.sasl.pasword";
+                       },
+                                                                     "names the key and sasl.password, not the value"));
+  SECTION("a plain misspelling gets its suggestion too") {
+    auto misspelled = test_properties("embedded");
+    misspelled.properties["compresion.type"] = "zstd";
+    CHECK_THROWS_WITH(KafkaAdapter(misspelled),
+                      Catch::Matchers::EndsWith("no property compresion.type; did you mean compression.type?"));
+  }
+  SECTION("a name far from every property gets no suggestion") {
+    auto unknown = test_properties("embedded");
+    unknown.properties["qqqqqqqqqqqqqqqq"] = "1";
+    CHECK_THROWS_WITH(KafkaAdapter(unknown), Catch::Matchers::EndsWith("librdkafka has no property qqqqqqqqqqqqqqqq"));
   }
 }
 

@@ -107,7 +107,7 @@ Producer::Producer(ConfHandle conf, std::chrono::milliseconds publish_timeout)
   rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), reason.data(), reason.size()));
   if (!rk_) {
     throw config::ConfigError(std::string("pyfly.messaging.kafka: librdkafka refused the producer configuration: ") +
-                              reason.data());
+                              masked(reason.data()));
   }
   conf.release();  // owned by rk_ now
   poller_ = std::thread([this] { poll_loop(); });
