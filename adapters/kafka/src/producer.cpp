@@ -22,7 +22,8 @@ using Clock = std::chrono::steady_clock;
 /// The topic is not kept: the report names it (rd_kafka_topic_name).
 struct Producer::Delivery {
   /// Completes the record's publish: a promise (publish, future publish_async) or a callback.
-  std::variant<std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
+  /// Empty until send() sets one (a default promise would allocate its shared state for nothing).
+  std::variant<std::monostate, std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
   /// The record's value when the caller handed it over (publish_async): librdkafka reads it in
   /// place until the delivery report instead of copying it.
   std::string value;
@@ -164,8 +165,9 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
       }
       return;
     }
-    auto& callback = std::get<messaging::DeliveryCallback>(delivery->done);
-    callback(messaging::DeliveryReport{topic, message->partition, message->offset, error ? &*error : nullptr});
+    auto* callback = std::get_if<messaging::DeliveryCallback>(&delivery->done);
+    if (callback == nullptr || !*callback) return;
+    (*callback)(messaging::DeliveryReport{topic, message->partition, message->offset, error ? &*error : nullptr});
   } catch (const std::exception& e) {  // nothing may escape into librdkafka
     cppfly::detail::log().error("kafka producer: delivery callback for '{}' threw: {}", topic, e.what());
   } catch (...) {
@@ -204,7 +206,7 @@ class TopicName {
 std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_view value,
                                            const messaging::PublishOptions& options) {
   auto delivery = std::make_unique<Delivery>();
-  auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
+  auto future = delivery->done.emplace<std::promise<DeliveryResult>>().get_future();
   enqueue(topic, value, options, delivery, RD_KAFKA_MSG_F_COPY);
   return future;
 }
@@ -212,7 +214,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
 std::future<DeliveryResult> Producer::send(std::string_view topic, std::string&& value,
                                            const messaging::PublishOptions& options) {
   auto delivery = std::make_unique<Delivery>();
-  auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
+  auto future = delivery->done.emplace<std::promise<DeliveryResult>>().get_future();
   delivery->value = std::move(value);
   enqueue(topic, delivery->value, options, delivery, 0);
   return future;
@@ -221,7 +223,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string&&
 void Producer::send(std::string_view topic, std::string&& value, const messaging::PublishOptions& options,
                     messaging::DeliveryCallback& done) {
   auto delivery = std::make_unique<Delivery>();
-  delivery->done = std::move(done);
+  delivery->done.emplace<messaging::DeliveryCallback>(std::move(done));
   delivery->value = std::move(value);
   try {
     enqueue(topic, delivery->value, options, delivery, 0);
