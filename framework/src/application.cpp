@@ -209,7 +209,8 @@ void Application::bind_listeners() {
     messaging::FailurePolicy policy{
         .retry = {.retries = options.retries, .delay = options.retry_delay, .backoff = options.backoff},
         .dead_letter_topic = options.dead_letter_topic,
-        .listener_name = listener.name};
+        .listener_name = listener.name,
+        .group = options.group_id};
     auto handler = messaging::with_failure_policy(listener.make_handler(instance), std::move(policy), port);
     std::optional<std::string> group;
     if (!options.group_id.empty()) group = options.group_id;
