@@ -81,3 +81,12 @@ TEST_CASE("a billion-laughs alias expansion is refused at once", "[config][stric
   }
   CHECK(quick_error_of(maps).find("the document expands to more than 10000 keys") != std::string::npos);
 }
+
+TEST_CASE("a stray ',' that stops yaml-cpp's parser from advancing is refused instead of hanging", "[config][strict]") {
+  CHECK(quick_error_of(",\n") ==
+        "pyfly.yaml:1:1: invalid YAML: the parser cannot get past this point (a stray ',' or other flow indicator "
+        "outside [ ] or { }?)");
+  CHECK(quick_error_of("# a comment\n,\n").starts_with("pyfly.yaml:2:1: invalid YAML: "));
+  // Several documents still get their own message.
+  CHECK(error_of_yaml("a: 1\n---\nb: 2\n").find("only one YAML document per file") != std::string::npos);
+}
