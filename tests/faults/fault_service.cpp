@@ -9,6 +9,7 @@
 //   FAULT_OUT              file: one line "<id>\n" per handled record, one write(2) each (O_APPEND)
 //   FAULT_EVENTS           file: one line "fail <id>" per failed attempt (optional)
 //   FAULT_FAIL_ID          the record with this id always throws (optional)
+//   FAULT_DELAY_US         every record takes at least this long (default 0)
 //   FAULT_SLOW_ID          the record with this id sleeps FAULT_SLOW_MS in its first call (optional)
 //   FAULT_PUBLISH_COUNT    publish ids 0..N-1 ({"id":N}) from a thread after start (default 0)
 //   FAULT_PUBLISH_WINDOW   1: sync publish(); >1: publish_async() with that many in flight
@@ -78,6 +79,7 @@ struct Settings {
   long fail_id = env_long("FAULT_FAIL_ID", -1);
   long slow_id = env_long("FAULT_SLOW_ID", -1);
   long slow_ms = env_long("FAULT_SLOW_MS", 0);
+  long delay_us = env_long("FAULT_DELAY_US", 0);
   LineFile out{env("FAULT_OUT")};
   LineFile events{env("FAULT_EVENTS")};
 };
@@ -115,6 +117,7 @@ CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message&), {
     s.events.line("slow " + std::to_string(record.id));
     std::this_thread::sleep_for(std::chrono::milliseconds(s.slow_ms));
   }
+  if (s.delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(s.delay_us));
   s.out.line(std::to_string(record.id));
 }
 #endif

@@ -373,6 +373,332 @@ def scenario_sigterm():
     scenario_stop_mid_stream(signal.SIGTERM)
 
 
+def wait_handled(expected_ids, paths, timeout, what="every id handled"):
+    """Until every id of `expected_ids` is in the handled files."""
+    expected = set(expected_ids)
+    counters = [LineCounter(p) for p in paths]
+    return wait_until(lambda: sum(c() for c in counters) >= len(expected) and expected <= set(ids_in(*paths)),
+                      timeout, what, interval=0.2)
+
+
+def read_ids(path):
+    return [int(line) for line in open(path) if line.strip()] if os.path.exists(path) else []
+
+
+def publish_errors(path):
+    """[(id, elapsed ms, error)] of a publisher's error file."""
+    rows = []
+    if os.path.exists(path):
+        for line in open(path):
+            ident, ms, error = line.rstrip("\n").split(" ", 2)
+            rows.append((int(ident), int(ms), error))
+    return rows
+
+
+def scenario_broker_restart():
+    """A publisher (sync publish) and a listener while the broker is down for 10 s."""
+    broker = OwnBroker("fault-restart", 4)
+    CLEANUPS.append(broker.stop)
+    bootstrap = broker.start()
+    topic, group = unique("restart"), unique("group")
+    create_topic(bootstrap, topic, 3)
+    publish_timeout_s = 5
+    kafka = {"publish-timeout": f"{publish_timeout_s}s", "connect-timeout": "5s"}
+    files = {k: os.path.join(ARGS.work_dir, k) for k in ("handled", "acked", "errors", "done")}
+    n, rate = 4000, 100  # 40 s of publishing at 100 records/s, one sync publish at a time
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group,
+                                               "FAULT_OUT": files["handled"]}, kafka=kafka)
+    listener.start().wait_assigned()
+    publisher = service("publisher", bootstrap, {"FAULT_TOPIC": topic, "FAULT_PUBLISH_COUNT": n,
+                                                 "FAULT_PUBLISH_RATE": rate, "FAULT_ACKED": files["acked"],
+                                                 "FAULT_PUBLISH_ERRORS": files["errors"],
+                                                 "FAULT_PUBLISH_DONE": files["done"]}, kafka=kafka, publisher=True)
+    publisher.start()
+    acked = LineCounter(files["acked"])
+    wait_until(lambda: acked() >= 1000, 60, "1000 acknowledged publishes")
+    stop_s = broker.run("stop")
+    down_since = time.monotonic()
+    acked_at_stop = acked()
+    time.sleep(10)  # the outage itself: the broker stays down for 10 s
+    resume_s = broker.run("resume")
+    down_s = time.monotonic() - down_since
+    wait_until(lambda: os.path.exists(files["done"]) and os.path.getsize(files["done"]) > 0, 120,
+               "the publisher to finish")
+    acked_ids = read_ids(files["acked"])
+    wait_handled(acked_ids, [files["handled"]], 90, "every acknowledged record handled")
+    listener_stop_s = listener.stop()
+    publisher_stop_s = publisher.stop()
+    errors = publish_errors(files["errors"])
+    done_acked, done_failed, slowest_ms = (int(x) for x in open(files["done"]).read().split())
+    result = tally(acked_ids, files["handled"])
+    FIGURES.update({"published": n, "acknowledged": len(acked_ids), "acknowledged_before_stop": acked_at_stop,
+                    "failed_publishes": len(errors), "slowest_publish_ms": slowest_ms,
+                    "slowest_failed_publish_ms": max((e[1] for e in errors), default=0),
+                    "publish_timeout_ms": publish_timeout_s * 1000, "broker_down_seconds": round(down_s, 1),
+                    "broker_stop_seconds": round(stop_s, 1), "broker_resume_seconds": round(resume_s, 1),
+                    "acknowledged_missing": result["missing"], "duplicates": result["duplicates"],
+                    "listener_stop_seconds": round(listener_stop_s, 2),
+                    "publisher_stop_seconds": round(publisher_stop_s, 2),
+                    "first_error": errors[0][2] if errors else ""})
+    check(done_acked == len(acked_ids) and done_failed == len(errors), "publisher totals disagree with its files")
+    check(done_acked + done_failed == n, f"{n - done_acked - done_failed} publishes neither acked nor failed")
+    check(result["missing"] == 0, f"{result['missing']} acknowledged records not handled")
+    # Every publish ends within its bound: publish-timeout, plus 5 s at worst for a missing report.
+    check(slowest_ms <= (publish_timeout_s + 5) * 1000, f"a publish took {slowest_ms} ms")
+    for ident, ms, error in errors:
+        check("publish to" in error, f"unclear publish error for {ident}: {error}")
+
+
+def scenario_leader_crash():
+    """kill -9 the leader of partition 0 of a 3-node cluster while publishing 50,000 records."""
+    cluster = OwnBroker("fault-cluster", 0, nodes=3)
+    CLEANUPS.append(cluster.stop)
+    bootstrap = cluster.start()
+    topic, group = unique("leader"), unique("group")
+    create_topic(bootstrap, topic, 6, replication=3)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    files = {k: os.path.join(ARGS.work_dir, k) for k in ("handled", "acked", "errors", "done")}
+    n = 50_000
+    kafka = {"publish-timeout": "60s", "connect-timeout": "10s"}
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group,
+                                               "FAULT_OUT": files["handled"]}, kafka=kafka)
+    listener.start().wait_assigned()
+    publisher = service("publisher", bootstrap, {"FAULT_TOPIC": topic, "FAULT_PUBLISH_COUNT": n,
+                                                 "FAULT_PUBLISH_WINDOW": 200, "FAULT_PUBLISH_RATE": 2500,
+                                                 "FAULT_ACKED": files["acked"],
+                                                 "FAULT_PUBLISH_ERRORS": files["errors"],
+                                                 "FAULT_PUBLISH_DONE": files["done"]}, kafka=kafka, publisher=True)
+    publisher.start()
+    acked = LineCounter(files["acked"])
+    wait_until(lambda: acked() >= 10_000, 90, "10,000 acknowledged publishes")
+    leader = admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+    acked_at_kill = acked()
+    cluster.run("--node", str(leader), "kill")
+    killed_at = time.monotonic()
+
+    def new_leader():
+        md = admin.list_topics(topic, timeout=5).topics[topic].partitions[0]
+        return md.leader not in (-1, leader)
+
+    failover_s = wait_until(new_leader, 60, "a new leader of partition 0", interval=0.2)
+    wait_until(lambda: acked() >= acked_at_kill + 5000, 90, "5,000 more acknowledged publishes after the kill")
+    acked_while_down = acked() - acked_at_kill
+    resume_s = cluster.run("--node", str(leader), "resume")
+    down_s = time.monotonic() - killed_at
+    wait_until(lambda: os.path.exists(files["done"]) and os.path.getsize(files["done"]) > 0, 120,
+               "the publisher to finish")
+    acked_ids = read_ids(files["acked"])
+    wait_handled(acked_ids, [files["handled"]], 120, "every acknowledged record handled")
+    listener.stop()
+    publisher.stop()
+    errors = publish_errors(files["errors"])
+    # Every acknowledged record is in the log: read it back with another client.
+    records = read_all(bootstrap, topic, len(acked_ids), 120)
+    in_log = {json.loads(m.value())["id"] for m in records}
+    lost = len(set(acked_ids) - in_log)
+    result = tally(range(n), files["handled"])
+    done_acked, done_failed, slowest_ms = (int(x) for x in open(files["done"]).read().split())
+    FIGURES.update({"published": n, "acknowledged": len(acked_ids), "failed_publishes": len(errors),
+                    "killed_node": leader, "acknowledged_at_kill": acked_at_kill,
+                    "acknowledged_while_node_down": acked_while_down, "failover_seconds": round(failover_s, 1),
+                    "node_down_seconds": round(down_s, 1), "node_resume_seconds": round(resume_s, 1),
+                    "acknowledged_lost": lost, "log_records": len(records), "listener_missing": result["missing"],
+                    "duplicates": result["duplicates"], "slowest_publish_ms": slowest_ms,
+                    "first_error": errors[0][2] if errors else ""})
+    check(lost == 0, f"{lost} acknowledged records are not in the log")
+    check(len(errors) == 0, f"{len(errors)} publishes failed: {errors[:3]}")
+    check(result["missing"] == 0, f"the listener misses {result['missing']} records")
+
+
+def scenario_rebalance():
+    """Three processes of one group join and leave (start, start, SIGTERM) over 100,000 records."""
+    bootstrap = shared_bootstrap()
+    n, partitions = 100_000, 6
+    topic, group = unique("rebalance"), unique("group")
+    create_topic(bootstrap, topic, partitions)
+    produce(bootstrap, topic, n)
+    outs = [os.path.join(ARGS.work_dir, f"handled.{i}") for i in range(3)]
+    # Each record takes 0.15 ms at least: the stream lasts long enough for the group to change under it.
+    members = [service(f"member{i}", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": outs[i],
+                                                 "FAULT_DELAY_US": 150},
+                       consumer_properties={"queued.min.messages": 1000}) for i in range(3)]
+    counters = [LineCounter(o) for o in outs]
+    total = lambda: sum(c() for c in counters)  # noqa: E731
+    t0 = time.monotonic()
+    members[0].start()
+    wait_until(lambda: total() >= 0.2 * n, 120, "20 % handled")
+    members[1].start()
+    wait_until(lambda: "assigned partitions" in members[1].log_text() and total() >= 0.4 * n, 120,
+               "member 1 in the group, 40 % handled")
+    members[2].start()
+    wait_until(lambda: "assigned partitions" in members[2].log_text() and total() >= 0.6 * n, 120,
+               "member 2 in the group, 60 % handled")
+    at_leave = total()
+    leave_s = members[1].stop()
+    wait_handled(range(n), outs, 180)
+    drain_s = time.monotonic() - t0
+    members[0].stop()
+    members[2].stop()
+    result = tally(range(n), *outs)
+    FIGURES.update({"records": n, "partitions": partitions, **result,
+                    "per_member": [len(read_ids(o)) for o in outs], "handled_when_member_left": at_leave,
+                    "leave_seconds": round(leave_s, 2), "drain_seconds": round(drain_s, 1)})
+    check(result["missing"] == 0, f"{result['missing']} records missing")
+    check(all(FIGURES["per_member"]), "a member handled nothing: the group did not change under load")
+
+
+def scenario_slow_handler():
+    """max.poll.interval.ms = 10 s; one handler call takes 15 s."""
+    bootstrap = shared_bootstrap()
+    n, partitions, slow_id = 2000, 3, 100
+    topic, group = unique("slow"), unique("group")
+    create_topic(bootstrap, topic, partitions)
+    produce(bootstrap, topic, n)
+    out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
+                                               "FAULT_EVENTS": events, "FAULT_SLOW_ID": slow_id,
+                                               "FAULT_SLOW_MS": 15000},
+                       consumer_properties={"max.poll.interval.ms": 10000})
+    t0 = time.monotonic()
+    listener.start()
+    wait_until(lambda: os.path.exists(events) and "slow" in open(events).read(), 60, "the slow call")
+    drain_s = wait_handled(range(n), [out], 120)
+    still_alive = listener.alive()
+    stop_s = listener.stop()
+    result = tally(range(n), out)
+    text = listener.log_text()
+    FIGURES.update({"records": n, "slow_call_ms": 15000, "max_poll_interval_ms": 10000, **result,
+                    "left_group": "poll interval" in text,
+                    "drain_seconds": round(time.monotonic() - t0, 1), "drain_after_slow_seconds": round(drain_s, 1),
+                    "stop_seconds": round(stop_s, 2)})
+    check(still_alive, "the listener process ended")
+    check(result["missing"] == 0, f"{result['missing']} records missing")
+
+
+def scenario_unreachable():
+    """A closed port: non-zero exit, one clear line, within connect-timeout + 1 s. A broker that goes away:
+    a sync publish fails within publish-timeout."""
+    port = free_port()
+    connect_timeout_s = 2
+    s = service("unreachable", f"127.0.0.1:{port}", {"FAULT_TOPIC": "faults-unreachable"},
+                kafka={"connect-timeout": f"{connect_timeout_s}s"})
+    s.start()
+    code, elapsed = s.wait_exit(connect_timeout_s + 10)
+    lines = [line for line in s.log_text().splitlines() if line.startswith("cppfly: ")]
+    FIGURES.update({"closed_port_exit_code": code, "closed_port_exit_seconds": round(elapsed, 2),
+                    "closed_port_line": lines[0] if lines else ""})
+    check(code == 3, f"exit code {code}, expected 3 (broker unreachable)")
+    check(len(lines) == 1 and "cannot reach Kafka" in lines[0], f"reason lines: {lines}")
+    check(elapsed <= connect_timeout_s + 1, f"exited after {elapsed:.2f} s")
+
+    broker = OwnBroker("fault-gone", 6)
+    CLEANUPS.append(broker.stop)
+    bootstrap = broker.start()
+    topic = unique("gone")
+    create_topic(bootstrap, topic, 1)
+    publish_timeout_s = 3
+    files = {k: os.path.join(ARGS.work_dir, k) for k in ("acked", "errors", "done")}
+    publisher = service("publisher", bootstrap, {"FAULT_TOPIC": topic, "FAULT_PUBLISH_COUNT": 100000,
+                                                 "FAULT_PUBLISH_RATE": 50, "FAULT_ACKED": files["acked"],
+                                                 "FAULT_PUBLISH_ERRORS": files["errors"],
+                                                 "FAULT_PUBLISH_DONE": files["done"]},
+                        kafka={"publish-timeout": f"{publish_timeout_s}s", "connect-timeout": "2s"}, publisher=True)
+    publisher.start()
+    acked = LineCounter(files["acked"])
+    wait_until(lambda: acked() >= 50, 60, "50 acknowledged publishes")
+    broker.run("kill")
+    errors = LineCounter(files["errors"])
+    wait_until(lambda: errors() >= 3, publish_timeout_s * 3 + 20, "3 failed publishes")
+    stop_s = publisher.stop(publish_timeout_s + 30)
+    rows = publish_errors(files["errors"])
+    slowest = max(ms for _, ms, _ in rows)
+    FIGURES.update({"gone_acknowledged": acked(), "gone_failed_publishes": len(rows), "gone_slowest_failure_ms": slowest,
+                    "publish_timeout_ms": publish_timeout_s * 1000, "gone_error": rows[0][2],
+                    "gone_stop_seconds": round(stop_s, 2)})
+    check(slowest <= publish_timeout_s * 1000 + 1000, f"a failed publish took {slowest} ms")
+    check(all("publish to" in e for _, _, e in rows), f"unclear errors: {rows[:2]}")
+
+
+def scenario_retry_stop():
+    """SIGTERM while a record waits for its retry (retries 5, retry_delay 2 s): prompt exit, not lost."""
+    bootstrap = shared_bootstrap()
+    n, fail_id = 20, 7
+    topic, group = unique("retrystop"), unique("group")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, n)
+    out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
+    env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out, "FAULT_EVENTS": events,
+           "FAULT_RETRIES": 5, "FAULT_RETRY_DELAY_MS": 2000}
+    first = service("listener", bootstrap, {**env, "FAULT_FAIL_ID": fail_id})
+    first.start()
+    fails = LineCounter(events)
+    wait_until(lambda: fails() >= 1, 60, "the first failed attempt")
+    first.signal(signal.SIGTERM)
+    code, exit_s = first.wait_exit(30)
+    handled_first = read_ids(out)
+    bound_s = 2.0
+    check(code == 0, f"exit code {code}")
+    check(exit_s <= bound_s, f"the stop took {exit_s:.2f} s, more than {bound_s} s")
+    check(fail_id not in handled_first and max(handled_first) < fail_id, "records after the failing one were handled")
+    # The fault is gone: the restarted service gets the record again.
+    second = service("listener2", bootstrap, env)
+    second.start()
+    wait_handled(range(n), [out], 60)
+    second.stop()
+    result = tally(range(n), out)
+    FIGURES.update({"records": n, "retries": 5, "retry_delay_ms": 2000, "failed_attempts": fails(),
+                    "exit_seconds_after_sigterm": round(exit_s, 2), "exit_bound_seconds": bound_s,
+                    "handled_before_stop": len(handled_first), **result})
+    check(result["missing"] == 0, f"{result['missing']} records missing (the one under retry is lost?)")
+    check(result["duplicates"] == 0, f"{result['duplicates']} duplicates")
+
+
+def scenario_poison():
+    """1,000 records: one undecodable, one whose handler always throws (retries 2, DLQ): 2 dead letters."""
+    bootstrap = shared_bootstrap()
+    n, bad_id, fail_id, partitions = 1000, 300, 700, 3
+    topic, group = unique("poison"), unique("group")
+    dlq = topic + "-dlq"
+    create_topic(bootstrap, topic, partitions)
+    create_topic(bootstrap, dlq, 1)
+    produce(bootstrap, topic, n, value_of=lambda i: "{not json" if i == bad_id else json.dumps({"id": i}))
+    out = os.path.join(ARGS.work_dir, "handled")
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
+                                               "FAULT_FAIL_ID": fail_id, "FAULT_RETRIES": 2,
+                                               "FAULT_RETRY_DELAY_MS": 100, "FAULT_DLQ": dlq})
+    listener.start()
+    good = [i for i in range(n) if i not in (bad_id, fail_id)]
+    wait_handled(good, [out], 90)
+    dead = read_all(bootstrap, dlq, 2, 60)
+    listener.stop()
+    result = tally(good, out)
+    headers = {m.key().decode(): {k: v.decode() for k, v in (m.headers() or [])} for m in dead}
+    FIGURES.update({"records": n, "handled": result["handled"], "missing": result["missing"],
+                    "duplicates": result["duplicates"], "dead_letters": len(dead), "dead_letter_headers": headers})
+    check(len(dead) == 2, f"{len(dead)} dead letters, expected 2")
+    check(result["missing"] == 0 and result["handled"] == n - 2, f"handled {result['handled']}, expected {n - 2}")
+    check(str(fail_id) not in set(map(str, ids_in(out))), "the failing record counts as handled")
+    by_key = {m.key().decode(): m for m in dead}
+    check(set(by_key) == {str(bad_id), str(fail_id)}, f"dead-letter keys {sorted(by_key)}")
+    expected = {
+        str(bad_id): {"x-exception": "cppfly::messaging::PayloadDecodeError", "x-retry-count": "0",
+                      "value": "{not json"},
+        str(fail_id): {"x-exception": "std::runtime_error", "x-retry-count": "2",
+                       "x-exception-message": f"record {fail_id} always fails", "value": json.dumps({"id": fail_id})},
+    }
+    for key, want in expected.items():
+        m, h = by_key[key], headers[key]
+        for name in ("x-original-topic", "x-exception", "x-exception-message", "x-original-partition",
+                     "x-original-offset", "x-retry-count"):
+            check(name in h, f"dead letter {key} lacks {name}: {h}")
+        check(h["x-original-topic"] == topic, f"x-original-topic {h['x-original-topic']}")
+        check(m.value().decode() == want.pop("value"), f"dead letter {key}: value {m.value()!r}")
+        for name, value in want.items():
+            check(h[name] == value, f"dead letter {key}: {name} = {h[name]!r}, expected {value!r}")
+        check(0 <= int(h["x-original-partition"]) < partitions, "x-original-partition")
+        check(int(h["x-original-offset"]) >= 0, "x-original-offset")
+
+
 def main():
     global ARGS
     parser = argparse.ArgumentParser()
