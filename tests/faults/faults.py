@@ -615,7 +615,9 @@ def scenario_unreachable():
     FIGURES.update({"gone_acknowledged": acked(), "gone_failed_publishes": len(rows), "gone_slowest_failure_ms": slowest,
                     "publish_timeout_ms": publish_timeout_s * 1000, "gone_error": rows[0][2],
                     "gone_stop_seconds": round(stop_s, 2)})
-    check(slowest <= publish_timeout_s * 1000 + 1000, f"a failed publish took {slowest} ms")
+    # librdkafka checks message timeouts once a second: a report comes up to 1 s after publish-timeout
+    # (0.5 s more for a busy machine).
+    check(slowest <= publish_timeout_s * 1000 + 1500, f"a failed publish took {slowest} ms")
     check(all("publish to" in e for _, _, e in rows), f"unclear errors: {rows[:2]}")
 
 
