@@ -329,7 +329,10 @@ def scenario_stop_mid_stream(sig):
     create_topic(bootstrap, topic, partitions)
     produce(bootstrap, topic, n)
     out = os.path.join(ARGS.work_dir, "handled")
-    first = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out + ".1"})
+    # 50 µs (at least) per record: the stream lasts some seconds, so offsets were committed (every
+    # commit-interval, 1 s) before the signal comes.
+    env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_DELAY_US": 50}
+    first = service("listener", bootstrap, {**env, "FAULT_OUT": out + ".1"})
     t0 = time.monotonic()
     first.start()
     handled = LineCounter(out + ".1")
@@ -340,13 +343,14 @@ def scenario_stop_mid_stream(sig):
     committed = committed_total(bootstrap, group, topic, partitions)
     uncommitted = before - committed
     FIGURES.update({"records": n, "partitions": partitions, "signal": signal.Signals(sig).name,
+                    "signal_after_seconds": round(first.signalled - first.started, 1),
                     "handled_at_exit": before, "committed_at_exit": committed,
                     "uncommitted_at_exit": uncommitted, "exit_code": code, "exit_seconds": round(exit_s, 2)})
     if sig == signal.SIGKILL:
         check(code == -signal.SIGKILL, f"exit code {code}")
     else:
         check(code == 0, f"exit code {code} after SIGTERM")
-    second = service("listener2", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out + ".2"})
+    second = service("listener2", bootstrap, {**env, "FAULT_OUT": out + ".2"})
     second.start()
     both = LineCounter(out + ".2")
     wait_until(lambda: before + both() >= n and len(ids_in(out + ".1", out + ".2")) >= n, 180,
