@@ -447,8 +447,9 @@ def scenario_broker_restart():
     check(done_acked == len(acked_ids) and done_failed == len(errors), "publisher totals disagree with its files")
     check(done_acked + done_failed == n, f"{n - done_acked - done_failed} publishes neither acked nor failed")
     check(result["missing"] == 0, f"{result['missing']} acknowledged records not handled")
-    # Every publish ends within its bound: publish-timeout, plus 5 s at worst for a missing report.
-    check(slowest_ms <= (publish_timeout_s + 5) * 1000, f"a publish took {slowest_ms} ms")
+    # Every publish ends within its bound: publish-timeout, plus up to 1 s because librdkafka checks
+    # message timeouts once a second (0.5 s more for a busy machine).
+    check(slowest_ms <= publish_timeout_s * 1000 + 1500, f"a publish took {slowest_ms} ms")
     for ident, ms, error in errors:
         check("publish to" in error, f"unclear publish error for {ident}: {error}")
 
