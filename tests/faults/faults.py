@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ARGS = None
@@ -227,10 +227,7 @@ def free_port():
 class Service:
     """One fault_service (or fault_publisher) process with its own pyfly.yaml."""
 
-    count = 0
-
     def __init__(self, name, bootstrap, env, kafka=None, consumer_properties=None, publisher=False):
-        Service.count += 1
         self.name = name
         self.dir = os.path.join(ARGS.work_dir, name)
         os.makedirs(self.dir, exist_ok=True)
