@@ -77,7 +77,13 @@ single_resume() {
     print_logs
     cppfly_die "kafka: broker did not come back within $START_TIMEOUT s"
   fi
-  echo "$BOOTSTRAP" >"$RUN_DIR/bootstrap"
+  # The TLS and SASL listeners come back with it (the certificates stay in the run dir).
+  until security_metadata_ok 5; do
+    kill -0 "$pid" 2>/dev/null || cppfly_die "kafka: broker process $pid exited during resume"
+    [ "$SECONDS" -lt $((t0 + START_TIMEOUT)) ] || cppfly_die "kafka: TLS/SASL listeners not back within $START_TIMEOUT s"
+    sleep 0.5
+  done
+  write_addresses
   echo "kafka resumed at $BOOTSTRAP (pid $pid, $((SECONDS - t0)) s, run dir $RUN_DIR)"
 }
 
@@ -96,7 +102,7 @@ kill_pid_file() {
 }
 
 single_kill() {
-  rm -f "$RUN_DIR/bootstrap"
+  remove_addresses
   kill_pid_file "$PID_FILE"
 }
 

@@ -66,7 +66,9 @@ def shared_bootstrap():
 
 
 class OwnBroker:
-    """A broker (or cluster) of this test's own, run by scripts/kafka."""
+    """A broker (or cluster) of this test's own, run by scripts/kafka. A single node takes its client
+    port to client port + 4 (PLAINTEXT, SSL, SASL PLAIN, SASL SCRAM) and its controller port; node I of
+    a cluster takes client port + 10*I and controller port + 10*I (PLAINTEXT only)."""
 
     def __init__(self, name, port_offset, nodes=1):
         base = int(os.environ.get("CPPFLY_KAFKA_PORT", "19092"))
@@ -75,6 +77,8 @@ class OwnBroker:
         self.env["CPPFLY_KAFKA_PORT"] = str(base + port_offset)
         self.env["CPPFLY_KAFKA_CONTROLLER_PORT"] = str(controller + port_offset)
         self.env["CPPFLY_KAFKA_RUN"] = os.path.join(ARGS.root, "build", "kafka", name)
+        for listener in ("SSL", "SASL_PLAIN", "SASL_SCRAM"):  # derived from the client port, not shared
+            self.env.pop(f"CPPFLY_KAFKA_{listener}_PORT", None)
         self.nodes = nodes
         self.bootstrap = None
 
@@ -398,7 +402,7 @@ def publish_errors(path):
 
 def scenario_broker_restart():
     """A publisher (sync publish) and a listener while the broker is down for 10 s."""
-    broker = OwnBroker("fault-restart", 4)
+    broker = OwnBroker("fault-restart", 40)
     CLEANUPS.append(broker.stop)
     bootstrap = broker.start()
     topic, group = unique("restart"), unique("group")
@@ -593,7 +597,7 @@ def scenario_unreachable():
     check(len(lines) == 1 and "cannot reach Kafka" in lines[0], f"reason lines: {lines}")
     check(elapsed <= connect_timeout_s + 1, f"exited after {elapsed:.2f} s")
 
-    broker = OwnBroker("fault-gone", 6)
+    broker = OwnBroker("fault-gone", 50)
     CLEANUPS.append(broker.stop)
     bootstrap = broker.start()
     topic = unique("gone")

@@ -12,6 +12,8 @@
 #include <cppfly/detail/log.hpp>
 
 #include "client_config.hpp"
+#include "commit.hpp"
+#include "record.hpp"
 
 namespace cppfly::kafka::detail {
 namespace {
@@ -85,7 +87,7 @@ void Consumer::start() {
   rk_.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf_.get(), reason.data(), reason.size()));
   if (!rk_) {
     throw config::ConfigError(std::string("pyfly.messaging.kafka: librdkafka refused the consumer configuration: ") +
-                              reason.data());
+                              masked(reason.data()));
   }
   (void)conf_.release();  // owned by rk_ now
   rd_kafka_poll_set_consumer(rk_.get());
@@ -269,19 +271,7 @@ bool Consumer::commit_stored(const char* why) {
   if (broadcast()) return true;  // broadcast subscriptions never commit
   if (coordinator_lost_) return false;
   auto& log = cppfly::detail::log();
-  const QueueHandle queue(rd_kafka_queue_new(rk_.get()));
-  auto err = rd_kafka_commit_queue(rk_.get(), nullptr, queue.get(), nullptr, nullptr);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const auto deadline = Clock::now() + cluster_timeout_;
-    err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    while (Clock::now() < deadline) {
-      const EventHandle event(rd_kafka_queue_poll(queue.get(), std::min(millis_left(deadline), 100)));
-      if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
-        err = rd_kafka_event_error(event.get());
-        break;
-      }
-    }
-  }
+  const auto err = commit_stored_offsets(rk_.get(), cluster_timeout_);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     log.debug("kafka: {}: committed offsets ({})", description(), why);
   } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -318,23 +308,6 @@ void Consumer::run() noexcept {
   close_client();
   finished_.set_value();
 }
-
-namespace {
-
-void read_headers(const void* source, std::vector<messaging::Headers::Entry>& into) {
-  const auto* record = static_cast<const rd_kafka_message_t*>(source);
-  rd_kafka_headers_t* headers = nullptr;  // owned by the record
-  if (rd_kafka_message_headers(record, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return;
-  const char* name = nullptr;
-  const void* value = nullptr;
-  std::size_t size = 0;
-  for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-       ++i) {
-    into.emplace_back(name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string());
-  }
-}
-
-}  // namespace
 
 void Consumer::dispatch(const rd_kafka_message_t& record) {
   // One Message per consumer, refilled for each record: its strings keep their capacity,
