@@ -210,6 +210,7 @@ void Application::bind_listeners() {
         .retry = {.retries = options.retries, .delay = options.retry_delay, .backoff = options.backoff},
         .dead_letter_topic = options.dead_letter_topic,
         .listener_name = listener.name,
+        .group = options.group_id,
         .waits = retry_waits_};
     auto handler = messaging::with_failure_policy(listener.make_handler(instance), std::move(policy), port);
     std::optional<std::string> group;

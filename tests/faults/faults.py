@@ -697,7 +697,7 @@ def scenario_poison():
     for key, want in expected.items():
         m, h = by_key[key], headers[key]
         for name in ("x-original-topic", "x-exception", "x-exception-message", "x-original-partition",
-                     "x-original-offset", "x-retry-count"):
+                     "x-original-offset", "x-original-timestamp", "x-original-group", "x-retry-count"):
             check(name in h, f"dead letter {key} lacks {name}: {h}")
         check(h["x-original-topic"] == topic, f"x-original-topic {h['x-original-topic']}")
         check(m.value().decode() == want.pop("value"), f"dead letter {key}: value {m.value()!r}")
@@ -705,6 +705,9 @@ def scenario_poison():
             check(h[name] == value, f"dead letter {key}: {name} = {h[name]!r}, expected {value!r}")
         check(0 <= int(h["x-original-partition"]) < partitions, "x-original-partition")
         check(int(h["x-original-offset"]) >= 0, "x-original-offset")
+        check(int(h["x-original-timestamp"]) > 0, "x-original-timestamp")
+        check(h["x-original-group"] == group, f"x-original-group {h['x-original-group']}")
+        check(len(h["x-exception-message"].encode()) <= 1024, "x-exception-message longer than 1,024 bytes")
 
 
 def main():
