@@ -124,7 +124,14 @@ MessageHandler with_failure_policy(MessageHandler handler, FailurePolicy policy,
           auto wait = policy.retry.delay_before(attempt + 1);
           detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms", policy.listener_name,
                              where(message), failure.type, failure.message, attempt + 1, retries, wait.count());
-          if (wait.count() > 0) std::this_thread::sleep_for(wait);
+          const bool waited = policy.waits ? policy.waits->wait_for(wait)
+                                           : (std::this_thread::sleep_for(wait), true);
+          if (!waited) {
+            // Stopping: not settled, so the adapter does not acknowledge it and it comes again.
+            detail::log().info("listener {}: {} not retried: stopping; it is delivered again", policy.listener_name,
+                               where(message));
+            throw RedeliveryRequired("retry cancelled: the application is stopping");
+          }
           continue;
         }
         if (policy.dead_letter_topic.empty()) {

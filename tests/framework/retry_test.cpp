@@ -7,6 +7,10 @@
 #include <cppfly/messaging/in_memory_broker.hpp>
 #include <cppfly/messaging/json_codec.hpp>
 
+#include <atomic>
+#include <memory>
+#include <thread>
+
 using namespace cppfly::messaging;
 using namespace std::chrono_literals;
 
@@ -175,4 +179,34 @@ TEST_CASE("retry: a dead-letter publish that fails asks the adapter to deliver t
   auto handler = with_failure_policy([](const Message&) { throw std::runtime_error("boom"); }, policy(1, "dlq"), down);
   CHECK_THROWS_AS(handler(Message{.topic = "orders", .value = "x"}), RedeliveryRequired);
   CHECK_THROWS_WITH(handler(Message{.topic = "orders", .value = "x"}), Catch::Contains("cannot reach 'dlq'"));
+}
+
+TEST_CASE("retry: cancelled waits end a retry wait at once and leave the message unsettled", "[retry][stop]") {
+  InMemoryMessageBroker broker;
+  std::atomic<int> calls{0};
+  auto waits = std::make_shared<RetryWaits>();
+  FailurePolicy stoppable = policy(5, "orders-dlq");
+  stoppable.retry.delay = 60s;
+  stoppable.waits = waits;
+  broker.subscribe("orders", with_failure_policy([&](const Message&) {
+    ++calls;
+    throw TransientError("down");
+  }, stoppable, broker));
+  broker.start();
+  // Cancels once the first attempt failed, i.e. while the wrapper waits 60 s for retry 1.
+  std::thread stopper([&] {
+    while (calls.load() == 0) std::this_thread::yield();
+    waits->cancel();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(broker.publish("orders", "x"), RedeliveryRequired);
+  stopper.join();
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  CHECK(calls.load() == 1);
+  CHECK(broker.published("orders-dlq").empty());  // neither retried nor dead-lettered
+
+  // Cancelled stays cancelled (a wait ends at once) until reset().
+  CHECK_FALSE(waits->wait_for(60s));
+  waits->reset();
+  CHECK(waits->wait_for(1ms));
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -30,11 +31,14 @@ struct FailurePolicy {
   std::string dead_letter_topic{};  ///< empty: no dead-letter topic
   std::string listener_name{};      ///< for logs
   std::string group{};              ///< the listener's group: x-original-group (empty: none)
+  std::shared_ptr<RetryWaits> waits{};  ///< cuts retry waits short at stop; none: a wait always runs in full
 };
 
 /// Wraps `handler`: retries on exception, then publishes to the dead-letter topic through `broker`
 /// (then returns normally); without one, rethrows the last exception. A PayloadDecodeError is never
-/// retried: dead-lettered at once, or logged and skipped when there is no dead-letter topic.
+/// retried: dead-lettered at once, or logged and skipped when there is no dead-letter topic. When
+/// `policy.waits` is cancelled, a retry wait ends at once and the wrapper throws RedeliveryRequired:
+/// the message is neither handled nor dead-lettered, and the adapter must not acknowledge it.
 [[nodiscard]] MessageHandler with_failure_policy(MessageHandler handler, FailurePolicy policy,
                                                  MessageBrokerPort& broker);
 
