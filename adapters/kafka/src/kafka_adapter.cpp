@@ -201,7 +201,7 @@ void KafkaAdapter::publish_async(std::string_view topic, std::string value, mess
                         "': the Kafka adapter is not started (call start() first)");
     }
     impl_->prepare_topic(topic);
-    producer->send(topic, std::move(value), options, done);
+    producer->send(topic, value, options, done);
     return;
   } catch (const BrokerError& e) {
     error.emplace(e);
@@ -242,7 +242,7 @@ void KafkaAdapter::transaction(const std::function<void(messaging::Transactional
       impl.prepare_topic(topic);
       // A failed record fails the commit; its report needs no handling of its own.
       messaging::DeliveryCallback ignore = [](const messaging::DeliveryReport&) {};
-      producer.send(topic, std::string(value), options, ignore);
+      producer.send(topic, value, options, ignore);
     }
     bool flush(std::chrono::milliseconds timeout) override { return producer.flush(timeout); }
   } publisher(*impl_, producer);
@@ -274,7 +274,7 @@ std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, 
                         "': the Kafka adapter is not started (call start() first)");
     }
     impl_->prepare_topic(topic);
-    return producer->send(topic, std::move(value), options);
+    return producer->send(topic, value, options);
   } catch (...) {
     std::promise<DeliveryResult> failed;
     failed.set_exception(std::current_exception());
