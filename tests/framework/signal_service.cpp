@@ -4,8 +4,10 @@
 #include <cppfly/messaging.hpp>
 
 #include <poll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <iostream>
 #include <string>
 
@@ -31,4 +33,8 @@ CPPFLY_BEFORE_STOP(signal_service_hold_stop) {
   std::cout << "service: before-stop released" << std::endl;
 }
 
-int main(int argc, char** argv) { return cppfly::Application::run(argc, argv); }
+int main(int argc, char** argv) {
+  // A test that dies before it signals this service (a crash, SIGPIPE) must not leave it running.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  return cppfly::Application::run(argc, argv);
+}
