@@ -15,9 +15,11 @@
 //   producer  N 100-byte records, no key, on a fresh topic per round (6 partitions, created with
 //             rd_kafka_CreateTopics, deleted after the round). raw: rd_kafka_producev (RD_KAFKA_MSG_F_COPY),
 //             rd_kafka_poll(rk, 0) after each record, rd_kafka_flush; delivery reports counted.
-//             cppfly: KafkaAdapter::publish_async for each record; the futures are kept in a window of
-//             W (default 100,000, librdkafka's queue.buffering.max.messages): before a slot is reused its
-//             future is .get(), and the rest are .get() at the end (--window 0: all N futures kept).
+//             cppfly: KafkaAdapter::publish_async with a DeliveryCallback for each record (counting
+//             its report), then flush(). Beside it, side "future": publish_async's future form, the
+//             futures kept in a window of W (default 100,000, librdkafka's queue.buffering.max.messages):
+//             before a slot is reused its future is .get(), and the rest are .get() at the end
+//             (--window 0: all N futures kept). Rounds go raw, cppfly, future.
 //             Both: the producer settings cppfly uses (acks, enable.idempotence, message.timeout.ms,
 //             reconnect.backoff.max.ms, taken from config::KafkaProperties' defaults), librdkafka's
 //             defaults otherwise; client created and one record delivered before the clock starts.
@@ -323,35 +325,52 @@ KafkaProperties cppfly_properties(const std::string& bootstrap) {
   return properties;
 }
 
-/// cppfly side: messages/s, or nullopt when a record was not delivered. window > 0: at most that many
-/// futures are kept (a ring; the oldest is .get() before its slot is reused); 0: every future is kept.
+/// The two asynchronous forms of cppfly's publish: a callback per record, or a future per record.
+enum class PublishForm { callback, future };
+
+/// cppfly side: messages/s, or nullopt when a record was not delivered. Callback form: every record
+/// is published with a callback counting its report, then flush() waits for the last one. Future
+/// form: window > 0 keeps at most that many futures (a ring; the oldest is .get() before its slot
+/// is reused); 0 keeps every future.
 std::optional<double> produce_cppfly(const std::string& bootstrap, const std::string& topic, std::int64_t n,
-                                     const std::string& payload, std::int64_t window) {
+                                     const std::string& payload, std::int64_t window, PublishForm form) {
   KafkaAdapter adapter(cppfly_properties(bootstrap));
   adapter.start();
   adapter.publish(topic, "warm-up");
-  const auto slots = static_cast<std::size_t>(window > 0 ? std::min(window, n) : n);
-  std::vector<std::future<DeliveryResult>> futures(slots);
   std::int64_t delivered = 0;
   std::int64_t failed = 0;
   std::string first_error;
-  const auto settle = [&](std::future<DeliveryResult>& future) {
-    if (!future.valid()) return;
-    try {
-      if (future.get().offset >= 0) ++delivered;
-    } catch (const std::exception& e) {
-      if (failed++ == 0) first_error = e.what();
-    }
-  };
-
   const auto t0 = Clock::now();
-  for (std::int64_t i = 0; i < n; ++i) {
-    auto& slot = futures[static_cast<std::size_t>(i) % slots];
-    settle(slot);
-    slot = adapter.publish_async(topic, std::string(payload));
+  if (form == PublishForm::callback) {
+    // Reports run on the publishing thread or the producer's poll thread: count atomically.
+    std::atomic<std::int64_t> ok{0};
+    std::atomic<std::int64_t> bad{0};
+    const auto count = [&ok, &bad](const cppfly::messaging::DeliveryReport& report) {
+      (report.ok() ? ok : bad).fetch_add(1, std::memory_order_relaxed);
+    };
+    for (std::int64_t i = 0; i < n; ++i) adapter.publish_async(topic, std::string(payload), {}, count);
+    if (!adapter.flush(std::chrono::minutes(2))) first_error = "flush timed out";
+    delivered = ok.load();
+    failed = bad.load();
+  } else {
+    const auto slots = static_cast<std::size_t>(window > 0 ? std::min(window, n) : n);
+    std::vector<std::future<DeliveryResult>> futures(slots);
+    const auto settle = [&](std::future<DeliveryResult>& future) {
+      if (!future.valid()) return;
+      try {
+        if (future.get().offset >= 0) ++delivered;
+      } catch (const std::exception& e) {
+        if (failed++ == 0) first_error = e.what();
+      }
+    };
+    for (std::int64_t i = 0; i < n; ++i) {
+      auto& slot = futures[static_cast<std::size_t>(i) % slots];
+      settle(slot);
+      slot = adapter.publish_async(topic, std::string(payload));
+    }
+    // The rest, oldest first.
+    for (std::size_t k = 0; k < slots; ++k) settle(futures[(static_cast<std::size_t>(n) + k) % slots]);
   }
-  // The rest, oldest first.
-  for (std::size_t k = 0; k < slots; ++k) settle(futures[(static_cast<std::size_t>(n) + k) % slots]);
   const auto t1 = Clock::now();
   adapter.stop();
   if (delivered != n || failed != 0) {
@@ -661,7 +680,8 @@ struct Side {
 struct Part {
   const char* name;
   Side raw{"raw", true};
-  Side cppfly{"cppfly", true};
+  Side cppfly{"cppfly", true};  ///< producer: the callback form of publish_async
+  Side future{"future", false};  ///< producer only: the future form, beside it
 };
 
 void print_round(const char* part, std::int64_t round, const char* side, const std::optional<double>& rate,
@@ -780,6 +800,7 @@ int main(int argc, char** argv) {
     part->raw.enabled = wants(sides, "raw");
     part->cppfly.enabled = wants(sides, "cppfly");
   }
+  producer.future.enabled = wants(sides, "cppfly");
   std::printf("kafka_throughput: %lld messages x %lld rounds per side (raw, cppfly alternating), broker %s, "
               "publish_async window %lld%s\n",
               static_cast<long long>(messages), static_cast<long long>(rounds), bootstrap.c_str(),
@@ -789,22 +810,24 @@ int main(int argc, char** argv) {
 
   if (wants(parts, "producer")) {
     // Warm-up (not in the results): the broker's first topics, producer ids, JIT, page cache.
-    for (Side* s : {&producer.raw, &producer.cppfly}) {
+    const auto produce = [&](Side* s, const std::string& t, std::int64_t n) {
+      if (s == &producer.raw) return produce_raw(bootstrap, t, n, payload);
+      return produce_cppfly(bootstrap, t, n, payload, window,
+                            s == &producer.future ? PublishForm::future : PublishForm::callback);
+    };
+    for (Side* s : {&producer.raw, &producer.cppfly, &producer.future}) {
       if (!s->enabled) continue;
       const std::string t = prefix + "-produce-warm-up-" + s->name;
       create_topic(admin.get(), t);
-      const auto n = std::max<std::int64_t>(1, messages / 10);
-      (void)(s == &producer.raw ? produce_raw(bootstrap, t, n, payload)
-                                 : produce_cppfly(bootstrap, t, n, payload, window));
+      (void)produce(s, t, std::max<std::int64_t>(1, messages / 10));
       delete_topic(admin.get(), t);
     }
     for (std::int64_t r = 1; r <= rounds; ++r) {
-      for (Side* s : {&producer.raw, &producer.cppfly}) {
+      for (Side* s : {&producer.raw, &producer.cppfly, &producer.future}) {
         if (!s->enabled) continue;
         const std::string t = prefix + "-produce-" + s->name + "-" + std::to_string(r);
         create_topic(admin.get(), t);
-        const auto rate = s == &producer.raw ? produce_raw(bootstrap, t, messages, payload)
-                                             : produce_cppfly(bootstrap, t, messages, payload, window);
+        const auto rate = produce(s, t, messages);
         delete_topic(admin.get(), t);
         s->record(rate);
         print_round("producer", r, s->name, rate);
@@ -883,6 +906,17 @@ int main(int argc, char** argv) {
                 "cppfly_median_msgs_per_s=%.0f ratio=%.3f void_rounds=%d\n",
                 part->name, static_cast<long long>(messages), static_cast<long long>(rounds), raw, cpp, ratio,
                 part->raw.void_rounds + part->cppfly.void_rounds);
+  }
+  if (!producer.future.rates.empty() && !producer.raw.rates.empty()) {
+    if (producer.future.void_rounds > 0) all_valid = false;
+    const double raw = median(producer.raw.rates);
+    const double future = median(producer.future.rates);
+    std::printf("%-9s %14.0f %14.0f %8.3f %8s  (publish_async's future form, beside the callback form above)\n",
+                "producer", raw, future, future / raw, "-");
+    std::printf("BENCH kafka_throughput part=producer-future messages=%lld rounds=%lld raw_median_msgs_per_s=%.0f "
+                "cppfly_median_msgs_per_s=%.0f ratio=%.3f void_rounds=%d\n",
+                static_cast<long long>(messages), static_cast<long long>(rounds), raw, future, future / raw,
+                producer.future.void_rounds);
   }
   if (!rss_raw.empty() || !rss_cppfly.empty()) {
     const double raw = rss_raw.empty() ? 0 : median(rss_raw);

@@ -14,8 +14,13 @@
 
 #include <fmt/format.h>
 
+#include <cppfly/config/secrets.hpp>
+
+#include "keys.hpp"
+#include "placeholders.hpp"
 #include "schema.hpp"
 #include "text.hpp"
+#include "toml_reader.hpp"
 #include "yaml_reader.hpp"
 
 extern char** environ;  // NOLINT: POSIX
@@ -41,8 +46,18 @@ std::string Origin::describe() const {
   return fmt::format("{}:{}:{}", source, line, column);
 }
 
+std::vector<std::string> Config::describe() const {
+  std::vector<std::string> lines;
+  lines.reserve(values_.size());
+  for (const auto& [key, value] : values_) {
+    lines.push_back(fmt::format("{} = {} ({})", key, detail::printable(shown_value(key, value.value)),
+                                value.origin.describe()));
+  }
+  return lines;
+}
+
 std::optional<std::string> Config::get(std::string_view key) const {
-  const auto it = values_.find(key);
+  const auto it = values_.find(detail::canonical_key(key));
   if (it == values_.end()) return std::nullopt;
   return it->second.value;
 }
@@ -64,24 +79,42 @@ class ConfigBuilder {
     }
   }
 
-  /// Base file from disk: a missing default file means defaults only.
-  Config load_file() {
-    const std::string& path = options_.path;
-    std::error_code ec;
-    const bool exists = fs::exists(path, ec);
-    if (exists) {
-      apply_file(path);
-    } else if (options_.path_given) {
-      throw ConfigError(fmt::format("config file not found: {}", path));
+  /// The files PyFly's Config.from_sources reads, or the one file named with --config.
+  Config load_files() {
+    const fs::path given(options_.path);
+    if (options_.path_given) {
+      std::error_code ec;
+      if (!fs::exists(given, ec)) throw ConfigError(fmt::format("config file not found: {}", options_.path));
+      if (!is_pyfly_file(given)) {
+        // Any other name: that file alone, with <name>-<profile><ext> beside it.
+        apply_file(given);
+        apply_profiles([&](const std::string& profile) {
+          return std::vector<fs::path>{given.parent_path() /
+                                       fmt::format("{}-{}{}", given.stem().string(), profile, given.extension().string())};
+        });
+        return finish();
+      }
     }
-    return finish(fs::path(path).parent_path());
+    // PyFly's search locations, in merge order (later wins): config/pyfly.{yaml,toml}, then
+    // pyfly.{yaml,toml}, then the profile overlays from both folders.
+    const fs::path directory = given.parent_path();
+    for (const auto& file : candidates(directory, "pyfly")) apply_if_present(file);
+    if (config_.sources_.empty()) {
+      config_.warnings_.push_back(fmt::format("no config file found (looked for {}); using defaults",
+                                              detail::join(candidate_names(directory, "pyfly"), ", ")));
+    }
+    apply_profiles([&](const std::string& profile) { return candidates(directory, "pyfly-" + profile); });
+    return finish();
   }
 
   /// Base document from text, named `name`.
-  Config load_text(std::string_view yaml, std::string_view name) {
+  Config load_text(std::string_view text, std::string_view name) {
     const std::string source(name);
-    apply_text(yaml, source);
-    return finish(fs::path(source).parent_path());
+    apply_text(text, source);
+    apply_profiles([&](const std::string& profile) {
+      return candidates(fs::path(source).parent_path(), "pyfly-" + profile);
+    });
+    return finish();
   }
 
  private:
@@ -106,13 +139,43 @@ class ConfigBuilder {
     return content.str();
   }
 
-  void apply_file(const std::string& path) {
-    const std::string text = read_file(path);
-    apply_text(text, path);
+  /// pyfly.yaml, pyfly.toml (and --config pyfly.yml): PyFly searches beside such a file.
+  static bool is_pyfly_file(const fs::path& path) {
+    const std::string extension = path.extension().string();
+    return path.stem() == "pyfly" && (extension == ".yaml" || extension == ".toml");
   }
 
+  /// <dir>/config/<stem>.yaml, .toml, then <dir>/<stem>.yaml, .toml.
+  static std::vector<fs::path> candidates(const fs::path& directory, const std::string& stem) {
+    std::vector<fs::path> out;
+    for (const fs::path& folder : {directory / "config", directory}) {
+      for (const char* extension : {".yaml", ".toml"}) out.push_back(folder / (stem + extension));
+    }
+    return out;
+  }
+
+  static std::vector<std::string> candidate_names(const fs::path& directory, const std::string& stem) {
+    std::vector<std::string> names;
+    for (const auto& path : candidates(directory, stem)) names.push_back(path.string());
+    return names;
+  }
+
+  bool apply_if_present(const fs::path& path) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) return false;
+    apply_file(path);
+    return true;
+  }
+
+  void apply_file(const fs::path& path) {
+    const std::string text = read_file(path.string());
+    apply_text(text, path.string());
+  }
+
+  static bool is_toml(std::string_view source) { return source.ends_with(".toml"); }
+
   void apply_text(std::string_view text, const std::string& source) {
-    const std::vector<Entry> entries = detail::read_yaml(text, source);
+    const std::vector<Entry> entries = is_toml(source) ? detail::read_toml(text, source) : detail::read_yaml(text, source);
     detail::check_structure(entries, config_.warnings_);
     config_.sources_.push_back(source);
     overlay(entries);
@@ -164,7 +227,9 @@ class ConfigBuilder {
     return it->second.value;
   }
 
-  void apply_profiles(const fs::path& directory) {
+  /// Layers each active profile's files (from `files_of(profile)`) over what was read so far.
+  template <typename FilesOf>
+  void apply_profiles(FilesOf files_of) {
     const auto setting = profile_setting();
     if (!setting) return;
     std::set<std::string, std::less<>> seen;
@@ -176,35 +241,23 @@ class ConfigBuilder {
                                       detail::kProfilesKey, detail::printable(profile)));
       }
       config_.profiles_.push_back(profile);
-      const std::string path = (directory / fmt::format("pyfly-{}.yaml", profile)).string();
-      std::error_code ec;
-      if (fs::exists(path, ec)) {
-        apply_file(path);
-      } else {
-        config_.warnings_.push_back(fmt::format("profile '{}': {} not found; nothing to layer", profile, path));
+      const std::vector<fs::path> files = files_of(profile);
+      bool found = false;
+      for (const auto& file : files) found = apply_if_present(file) || found;
+      if (!found) {
+        std::vector<std::string> names;
+        for (const auto& file : files) names.push_back(file.string());
+        config_.warnings_.push_back(
+            fmt::format("profile '{}': {} not found; nothing to layer", profile, detail::join(names, " or ")));
       }
     }
-  }
-
-  /// Spring's relaxed binding: pyfly.messaging.kafka.bootstrap-servers -> PYFLY_MESSAGING_KAFKA_BOOTSTRAP_SERVERS.
-  static std::string environment_name(std::string_view key) {
-    std::string out;
-    out.reserve(key.size());
-    for (char c : key) {
-      if (c == '.' || c == '-' || c == '[') {
-        out += '_';
-      } else if (c != ']') {
-        out += c;
-      }
-    }
-    return detail::to_upper(out);
   }
 
   void apply_environment() {
     if (environment_.empty()) return;
     std::map<std::string, std::vector<std::string>, std::less<>> by_name;
     const auto add = [&](const std::string& key) {
-      auto& keys = by_name[environment_name(key)];
+      auto& keys = by_name[detail::environment_name(key)];
       if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
     };
     for (const auto& key : detail::known_scalar_keys()) add(key);
@@ -254,11 +307,31 @@ class ConfigBuilder {
     }
   }
 
-  Config finish(const fs::path& directory) {
-    apply_profiles(directory);
+  Config finish() {
     apply_environment();
+    detail::resolve_placeholders(config_.values_, environment_);
     config_.messaging_ = detail::build_messaging(config_.values_);
+    warn_about_codecs_pyfly_cannot_read();
     return std::move(config_);
+  }
+
+  /// A file shared with a PyFly service may set a codec its consumer cannot decode: pyfly[kafka]
+  /// installs aiokafka without lz4, snappy or zstd, and its consumer stops on such a batch.
+  void warn_about_codecs_pyfly_cannot_read() {
+    for (const std::string_view section : {"properties", "producer-properties"}) {
+      for (const std::string_view name : {"compression.type", "compression.codec"}) {
+        const std::string key = fmt::format("pyfly.messaging.kafka.{}.{}", section, name);
+        const auto it = config_.values_.find(key);
+        if (it == config_.values_.end()) continue;
+        const std::string codec = detail::to_lower(detail::trim(it->second.value));
+        if (codec == "lz4" || codec == "snappy" || codec == "zstd") {
+          config_.warnings_.push_back(fmt::format(
+              "{}: {}: {} is not readable by a PyFly consumer (pyfly[kafka] installs no {} library); gzip or none "
+              "is read by both",
+              it->second.origin.describe(), key, codec, codec));
+        }
+      }
+    }
   }
 
   const LoadOptions& options_;
@@ -266,7 +339,7 @@ class ConfigBuilder {
   Config config_;
 };
 
-Config Config::load(const LoadOptions& options) { return ConfigBuilder(options).load_file(); }
+Config Config::load(const LoadOptions& options) { return ConfigBuilder(options).load_files(); }
 
 Config Config::from_string(std::string_view yaml, std::string_view name, const LoadOptions& options) {
   return ConfigBuilder(options).load_text(yaml, name);

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <cppfly/config/secrets.hpp>
 #include <cppfly/config/suggest.hpp>
 
 #include "text.hpp"
@@ -37,6 +38,7 @@ const std::vector<SchemaNode>& kafka_children() {
   static const std::vector<SchemaNode> children{
       {"bootstrap-servers", Shape::scalar, "a comma-separated list of host:port, or embedded"},
       {"client-id", Shape::scalar, "a client id"},
+      {"transactional-id-prefix", Shape::scalar, "a transactional id prefix"},
       {"embedded-brokers", Shape::scalar, "an integer from 1 to 16"},
       {"auto-offset-reset", Shape::scalar, "one of earliest, latest"},
       {"acks", Shape::scalar, "one of all, -1, 0, 1"},
@@ -73,7 +75,7 @@ bool is_under(std::string_view key, std::string_view prefix) {
 [[noreturn]] void expected_map(const Entry& entry, std::string_view what) {
   if (entry.kind == NodeKind::scalar) {
     throw ConfigError(fmt::format("{}: {}: found '{}'; expected {}", entry.value_origin.describe(),
-                                  printable(entry.key), printable(entry.value), what));
+                                  printable(entry.key), printable(shown_value(entry.key, entry.value)), what));
   }
   throw ConfigError(fmt::format("{}: {}: found a list; expected {}", entry.key_origin.describe(),
                                 printable(entry.key), what));
@@ -153,8 +155,8 @@ bool check_entry(const Entry& entry) {
 }
 
 [[noreturn]] void bad_value(std::string_view key, const ConfigValue& value, std::string_view problem) {
-  throw ConfigError(fmt::format("{}: {}: found '{}'; {}", value.origin.describe(), key, printable(value.value),
-                                problem));
+  throw ConfigError(fmt::format("{}: {}: found '{}'; {}", value.origin.describe(), key,
+                                printable(shown_value(key, value.value)), problem));
 }
 
 const ConfigValue* find(const ValueMap& values, std::string_view key) {
@@ -268,6 +270,11 @@ void check_structure(const std::vector<Entry>& entries, std::vector<std::string>
 MessagingProperties build_messaging(const ValueMap& values) {
   MessagingProperties out;
   if (const auto* v = find(values, "pyfly.messaging.provider")) {
+    if (to_lower(trim(v->value)) == "rabbitmq") {
+      bad_value("pyfly.messaging.provider", *v,
+                "cppfly has no RabbitMQ adapter (PyFly's rabbitmq provider is Python-only); "
+                "available providers: auto, kafka, memory");
+    }
     const std::string name =
         one_of(std::string_view("pyfly.messaging.provider"), *v, std::array<std::string_view, 3>{"auto", "kafka", "memory"});
     out.provider = name == "auto" ? Provider::auto_detect : name == "kafka" ? Provider::kafka : Provider::memory;
@@ -282,6 +289,9 @@ MessagingProperties build_messaging(const ValueMap& values) {
     kafka.bootstrap_servers = std::string(servers);
   }
   if (const auto* v = find(values, "pyfly.messaging.kafka.client-id")) kafka.client_id = v->value;
+  if (const auto* v = find(values, "pyfly.messaging.kafka.transactional-id-prefix")) {
+    kafka.transactional_id_prefix = std::string(trim(v->value));
+  }
   if (const auto* v = find(values, "pyfly.messaging.kafka.embedded-brokers")) {
     kafka.embedded_brokers = int_value("pyfly.messaging.kafka.embedded-brokers", *v, 1, 16);
   }
@@ -303,6 +313,11 @@ MessagingProperties build_messaging(const ValueMap& values) {
     const auto* v = find(values, "pyfly.messaging.kafka.acks");
     bad_value("pyfly.messaging.kafka.acks", *v,
               "allowed with enable-idempotence: true (the default): all, -1; set enable-idempotence: false for 0 or 1");
+  }
+  if (!kafka.transactional_id_prefix.empty() && !kafka.enable_idempotence) {
+    // Kafka's transactions are built on the idempotent producer.
+    bad_value("pyfly.messaging.kafka.enable-idempotence", *find(values, "pyfly.messaging.kafka.enable-idempotence"),
+              "transactions (transactional-id-prefix) need enable-idempotence: true");
   }
   const std::array<std::pair<std::string_view, std::chrono::milliseconds*>, 4> durations{{
       {"pyfly.messaging.kafka.commit-interval", &kafka.commit_interval},

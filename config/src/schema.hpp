@@ -11,7 +11,7 @@
 
 #include <cppfly/config/config.hpp>
 
-#include "yaml_reader.hpp"
+#include "entries.hpp"
 
 namespace cppfly::config::detail {
 

@@ -23,15 +23,36 @@ std::string_view kind_name(const YAML::Node& node) {
   }
 }
 
+/// yaml-cpp 0.7 ends a quoted scalar that is never closed at the end of the text, when the text
+/// ends with a line break, and hands back what it read (`provider: "memory` reads as memory).
+/// Throws when the quoted scalar that starts at `pos` has no closing quote.
+void check_closed_quote(std::string_view text, std::size_t pos, const Origin& where, const std::string& key) {
+  if (pos >= text.size() || (text[pos] != '"' && text[pos] != '\'')) return;  // plain or block scalar
+  const char quote = text[pos];
+  for (std::size_t i = pos + 1; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;  // an escape: the next character is never the closing quote
+    } else if (text[i] == quote) {
+      if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;  // '' is a quote inside a single-quoted scalar
+      } else {
+        return;
+      }
+    }
+  }
+  throw ConfigError(fmt::format("{}: {}: invalid YAML: the quoted string is never closed (missing {})",
+                                where.describe(), printable(key), quote));
+}
+
 class Flattener {
  public:
-  explicit Flattener(const std::string& source) : source_(source) {}
+  Flattener(std::string_view text, EntrySink& sink) : text_(text), sink_(sink) {}
 
-  void map(const YAML::Node& node, const std::string& prefix) {
+  void map(const YAML::Node& node, const std::string& prefix, int depth) {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const YAML::Node key_node = it->first;  // copies: the iterator hands out temporaries
       const YAML::Node value_node = it->second;
-      const Origin key_origin = origin_of(key_node.Mark(), source_);
+      const Origin key_origin = origin_of(key_node.Mark(), sink_.source());
       if (!key_node.IsScalar()) {
         throw ConfigError(fmt::format("{}: {}: keys must be plain names, found {}", key_origin.describe(),
                                       prefix.empty() ? std::string("top level") : printable(prefix),
@@ -42,27 +63,27 @@ class Flattener {
         throw ConfigError(fmt::format("{}: {}: empty key", key_origin.describe(),
                                       prefix.empty() ? std::string("top level") : printable(prefix)));
       }
-      value(value_node, prefix.empty() ? name : prefix + "." + name, key_origin);
+      value(value_node, EntrySink::child_key(prefix, name), key_origin, depth);
     }
   }
 
-  std::vector<Entry> take() { return std::move(entries_); }
-
  private:
-  void value(const YAML::Node& node, const std::string& key, const Origin& key_origin) {
-    Origin value_origin = origin_of(node.Mark(), source_);
+  void value(const YAML::Node& node, const std::string& key, const Origin& key_origin, int depth) {
+    sink_.check_depth(depth, key, key_origin);
+    Origin value_origin = origin_of(node.Mark(), sink_.source());
     if (value_origin.line == 0) value_origin = key_origin;
     switch (node.Type()) {
       case YAML::NodeType::Null:
       case YAML::NodeType::Undefined:
-        entries_.push_back(Entry{key, NodeKind::null, {}, key_origin, key_origin});
+        sink_.add(Entry{key, NodeKind::null, {}, key_origin, key_origin});
         return;
       case YAML::NodeType::Scalar:
-        entries_.push_back(Entry{key, NodeKind::scalar, node.Scalar(), key_origin, value_origin});
+        if (node.Tag() == "!") check_closed_quote(text_, node.Mark().pos, value_origin, key);
+        sink_.add(Entry{key, NodeKind::scalar, node.Scalar(), key_origin, value_origin});
         return;
       case YAML::NodeType::Map:
-        entries_.push_back(Entry{key, NodeKind::map, {}, key_origin, value_origin});
-        map(node, key);
+        sink_.add(Entry{key, NodeKind::map, {}, key_origin, value_origin});
+        map(node, key, depth + 1);
         return;
       case YAML::NodeType::Sequence: {
         bool all_scalars = true;
@@ -71,25 +92,33 @@ class Flattener {
         }
         if (all_scalars) {
           std::vector<std::string> items;
-          for (const auto& item : node) items.push_back(item.IsScalar() ? item.Scalar() : std::string());
-          entries_.push_back(Entry{key, NodeKind::scalar, join(items, ","), key_origin, value_origin});
+          for (const auto& item : node) {
+            if (item.IsScalar()) {
+              if (item.Tag() == "!") check_closed_quote(text_, item.Mark().pos, value_origin, key);
+              sink_.count_bytes(item.Scalar().size(), value_origin);
+              items.push_back(item.Scalar());
+            } else {
+              items.emplace_back();
+            }
+          }
+          sink_.add(Entry{key, NodeKind::scalar, join(items, ","), key_origin, value_origin});
           return;
         }
-        entries_.push_back(Entry{key, NodeKind::list, {}, key_origin, value_origin});
+        sink_.add(Entry{key, NodeKind::list, {}, key_origin, value_origin});
         std::size_t index = 0;
         for (const auto& item : node) {
           const std::string item_key = key + "[" + std::to_string(index++) + "]";
-          Origin item_origin = origin_of(item.Mark(), source_);
+          Origin item_origin = origin_of(item.Mark(), sink_.source());
           if (item_origin.line == 0) item_origin = value_origin;
-          value(item, item_key, item_origin);
+          value(item, item_key, item_origin, depth + 1);
         }
         return;
       }
     }
   }
 
-  const std::string& source_;
-  std::vector<Entry> entries_;
+  std::string_view text_;
+  EntrySink& sink_;
 };
 
 }  // namespace
@@ -111,9 +140,9 @@ std::vector<Entry> read_yaml(std::string_view text, const std::string& source) {
       throw ConfigError(fmt::format("{}: the top level must be a map of keys (such as pyfly:), found {}",
                                     origin_of(root->Mark(), source).describe(), kind_name(*root)));
     }
-    Flattener flattener(source);
-    flattener.map(*root, "");
-    return flattener.take();
+    EntrySink sink(source);
+    Flattener(text, sink).map(*root, "", 1);
+    return sink.take();
   } catch (const YAML::Exception& error) {
     const Origin where = origin_of(error.mark, source);
     throw ConfigError(fmt::format("{}: invalid YAML: {}", where.describe(), printable(error.msg)));

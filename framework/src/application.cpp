@@ -28,8 +28,9 @@ constexpr int exit_broker = 3;
 
 constexpr std::string_view usage =
     "usage: %s [--config PATH] [--profile NAME[,NAME...]]\n"
-    "  --config PATH    the PyFly-style YAML file (default ./pyfly.yaml)\n"
-    "  --profile NAME   layer pyfly-NAME.yaml over it (also PYFLY_PROFILES_ACTIVE)\n";
+    "  --config PATH    the PyFly-style YAML or TOML file (default: config/pyfly.yaml, config/pyfly.toml,\n"
+    "                   pyfly.yaml, pyfly.toml in the working directory, whichever exist)\n"
+    "  --profile NAME   layer pyfly-NAME.yaml/.toml over it (also PYFLY_PROFILES_ACTIVE)\n";
 
 /// Blocks SIGINT/SIGTERM in the calling thread (so in every thread it starts later) and turns them
 /// into Application::request_stop() on a thread of its own. That thread keeps taking signals until
@@ -271,7 +272,11 @@ void Application::run_hooks(messaging::HookPhase phase) {
 
 void Application::start() {
   if (running_) return;
+  if (!config_.sources().empty()) detail::log().info("config: read {}", fmt::join(config_.sources(), ", "));
   for (const auto& warning : config_.warnings()) detail::log().warn("config: {}", warning);
+  if (detail::log().should_log(spdlog::level::debug)) {
+    for (const auto& line : config_.describe()) detail::log().debug("config: {}", line);
+  }
   if (!bound_) {
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;

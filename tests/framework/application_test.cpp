@@ -188,8 +188,10 @@ TEST_CASE("Application::run: bad config ends in one line on stderr and exit code
 TEST_CASE("a config error raised by the broker names where its key was set", "[application][config]") {
   /// A broker whose start() refuses a property, as the Kafka adapter does.
   struct RefusingBroker : MessageBrokerPort {
-    void publish(std::string_view, std::string_view, PublishOptions) override {}
+    DeliveryResult publish(std::string_view, std::string_view, PublishOptions) override { return {}; }
     std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
+    void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
+    bool flush(std::chrono::milliseconds) override { return true; }
     void subscribe(std::string_view, MessageHandler, std::optional<std::string>) override {}
     void start() override {
       throw config::ConfigError("pyfly.messaging.kafka.properties.compression.type: librdkafka refused it",

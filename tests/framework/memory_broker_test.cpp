@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <thread>
+#include <tuple>
 
 using namespace cppfly::messaging;
 
@@ -240,4 +241,64 @@ TEST_CASE("memory broker stop() from inside a handler does not wait for itself",
   broker.start();
   broker.publish("t", "x");
   CHECK_FALSE(broker.running());
+}
+
+TEST_CASE("memory broker: publish returns the place, the callback form reports once, flush is true", "[memory]") {
+  InMemoryMessageBroker broker;
+  int handled = 0;
+  broker.subscribe("orders", [&](const Message& m) {
+    ++handled;
+    if (m.value == "bad") throw std::runtime_error("handler refused it");
+  });
+  broker.start();
+  const DeliveryResult first = broker.publish("orders", "a");
+  CHECK(first.topic == "orders");
+  CHECK(first.partition == 0);
+  CHECK(first.offset == 0);
+
+  std::vector<std::tuple<std::string, std::int64_t, std::string>> reports;  // topic, offset, error
+  const auto record = [&](const DeliveryReport& r) {
+    reports.emplace_back(std::string(r.topic), r.offset, r.ok() ? std::string() : std::string(r.error->what()));
+  };
+  broker.publish_async("orders", "b", {}, record);
+  broker.publish_async("orders", "bad", {}, record);
+  broker.publish_async("orders", "c", {}, [&](const DeliveryReport& r) {
+    record(r);
+    throw std::runtime_error("a throwing callback is logged");
+  });
+  CHECK(broker.flush(std::chrono::milliseconds(0)));
+  REQUIRE(reports.size() == 3);
+  CHECK(reports[0] == std::make_tuple(std::string("orders"), std::int64_t{1}, std::string()));
+  CHECK(reports[1] == std::make_tuple(std::string("orders"), std::int64_t{2}, std::string("handler refused it")));
+  CHECK(reports[2] == std::make_tuple(std::string("orders"), std::int64_t{3}, std::string()));
+  CHECK(handled == 4);
+  broker.stop();
+
+  std::string refused;
+  broker.publish_async("orders", "late", {}, [&](const DeliveryReport& r) { refused = r.error->what(); });
+  CHECK(refused.find("before start()") != std::string::npos);
+}
+
+TEST_CASE("memory broker: a transaction delivers what it published when it returns, nothing when it throws",
+          "[memory][transactions]") {
+  InMemoryMessageBroker broker;
+  std::vector<std::string> seen;
+  broker.subscribe("ledger", [&](const Message& m) { seen.push_back(m.value); });
+  CHECK_THROWS_WITH(broker.transaction([](TransactionalPublisher&) {}), Catch::Contains("before start()"));
+  broker.start();
+  broker.transaction([&](TransactionalPublisher& tx) {
+    tx.publish("ledger", "debit");
+    CHECK(tx.flush(std::chrono::milliseconds(0)));
+    CHECK(seen.empty());  // held until the commit
+    tx.publish("ledger", "credit", {.key = "acct-1"});
+  });
+  CHECK(seen == std::vector<std::string>{"debit", "credit"});
+  CHECK_THROWS_WITH(broker.transaction([&](TransactionalPublisher& tx) {
+                      tx.publish("ledger", "half");
+                      throw std::runtime_error("abort it");
+                    }),
+                    "abort it");
+  CHECK(seen == std::vector<std::string>{"debit", "credit"});
+  CHECK(broker.published("ledger").size() == 2);
+  broker.stop();
 }

@@ -129,10 +129,12 @@ TEST_CASE("dead_letter_options keeps key and headers and adds the dead-letter he
 TEST_CASE("retry: a dead-letter publish that fails asks the adapter to deliver the message again", "[retry][dlq]") {
   /// Refuses every publish: the dead-letter topic cannot be reached.
   struct DownBroker : MessageBrokerPort {
-    void publish(std::string_view topic, std::string_view, PublishOptions) override {
+    DeliveryResult publish(std::string_view topic, std::string_view, PublishOptions) override {
       throw BrokerError("cannot reach '" + std::string(topic) + "'");
     }
     std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
+    void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
+    bool flush(std::chrono::milliseconds) override { return true; }
     void subscribe(std::string_view, MessageHandler, std::optional<std::string>) override {}
     void start() override {}
     void stop() override {}

@@ -564,3 +564,38 @@ TEST_CASE("interop: cppfly -> Python consumer: key, headers and JSON payload", "
     CHECK(record["offset"] == placed.at(order.order_id).offset);
   }
 }
+
+TEST_CASE("interop: cppfly -> PyFly's header view: strings, last of a repeated name, hex for bytes",
+          "[kafka][real][interop][python]") {
+  const auto servers = bootstrap_servers();
+  require_python_client();
+  const auto topic = unique_name("cpp-to-pyfly-headers");
+  create_topic(servers, topic, 1);
+
+  ListenerRegistry registry;
+  Application app(kafka_config(servers), registry);
+  app.start();
+  Headers headers;
+  headers.add("content-type", "application/json");
+  headers.add("tag", "first");
+  headers.add("tag", "second");          // PyFly keeps the last value of a repeated name
+  headers.add("bytes", "\xff\xfe\x01");  // not UTF-8: PyFly shows its hex text
+  headers.add("utf8", "\xC3\xBC");
+  headers.add("empty", "");
+  (void)deliver(app.broker(), topic, R"({"id":"H-1"})", {.key = "H-1", .headers = headers});
+  app.stop();
+
+  const auto consumed =
+      run_process({kPython, kPyflyClient, "consume-pyfly", servers, topic, unique_name("py-group"), "1", "40"});
+  INFO(consumed.describe());
+  REQUIRE(consumed.exit_code == 0);
+  const auto lines = lines_of(consumed.out);
+  REQUIRE(lines.size() == 1);
+  const json record = json::parse(lines[0]);
+  CHECK(record["headers"] == json{{"content-type", "application/json"},
+                                  {"tag", "second"},
+                                  {"bytes", "fffe01"},
+                                  {"utf8", "\xC3\xBC"},
+                                  {"empty", ""}});
+  CHECK(record["payload"] == json{{"id", "H-1"}});
+}

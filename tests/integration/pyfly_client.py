@@ -18,6 +18,11 @@ Run with Debian's /usr/bin/python3 (python3-confluent-kafka), invoked by interop
       prints one JSON line per record: {"key": str|null, "headers": [[name, value|null], ...],
       "payload": <json.loads(value)>, "value_hex": hex, "partition": P, "offset": O}.
       Exit 2 when fewer than COUNT arrived within TIMEOUT_SECONDS.
+
+  pyfly_client.py consume-pyfly BOOTSTRAP TOPIC GROUP COUNT TIMEOUT_SECONDS
+      the same, but "headers" is what PyFly 26.7's Kafka adapter hands a handler: a dict of
+      str -> str, each value decoded as UTF-8, an undecodable one as its hex text, a missing one
+      as str(None); a name that repeats keeps its last value.
 """
 
 import json
@@ -82,7 +87,18 @@ def produce(bootstrap, topic):
         print(json.dumps(result))
 
 
-def consume(bootstrap, topic, group, count, timeout):
+def pyfly_headers(pairs):
+    """Headers as PyFly's KafkaAdapter._consume_loop builds them (pyfly/messaging/adapters/kafka.py)."""
+    headers = {}
+    for name, data in pairs or []:
+        try:
+            headers[name] = data.decode()
+        except (UnicodeDecodeError, AttributeError):
+            headers[name] = data.hex() if isinstance(data, bytes) else str(data)
+    return headers
+
+
+def consume(bootstrap, topic, group, count, timeout, as_pyfly=False):
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": bootstrap,
         "client.id": "pyfly-interop-consumer",
@@ -106,7 +122,8 @@ def consume(bootstrap, topic, group, count, timeout):
             value = msg.value()
             print(json.dumps({
                 "key": text(msg.key()),
-                "headers": [[name, text(data)] for name, data in (msg.headers() or [])],
+                "headers": pyfly_headers(msg.headers()) if as_pyfly else
+                           [[name, text(data)] for name, data in (msg.headers() or [])],
                 "payload": json.loads(value.decode("utf-8")),
                 "value_hex": value.hex(),
                 "partition": msg.partition(),
@@ -124,11 +141,11 @@ def main(argv):
         check()
     elif len(argv) == 3 and argv[0] == "produce":
         produce(argv[1], argv[2])
-    elif len(argv) == 6 and argv[0] == "consume":
-        consume(argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]))
+    elif len(argv) == 6 and argv[0] in ("consume", "consume-pyfly"):
+        consume(argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]), argv[0] == "consume-pyfly")
     else:
         fail(64, "usage: pyfly_client.py check | produce BOOTSTRAP TOPIC | "
-                 "consume BOOTSTRAP TOPIC GROUP COUNT TIMEOUT_SECONDS")
+                 "consume|consume-pyfly BOOTSTRAP TOPIC GROUP COUNT TIMEOUT_SECONDS")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // The Kafka adapter against librdkafka's in-process mock cluster: always available.
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -65,6 +66,44 @@ TEST_CASE("mock: a throwing handler does not stop the consumer", "[kafka][mock]"
 TEST_CASE("mock: broadcast subscriptions each get every message", "[kafka][mock]") {
   MockCluster cluster;
   broadcast_scenario(cluster);
+}
+
+TEST_CASE("mock: publish results, delivery callbacks and flush", "[kafka][mock]") {
+  MockCluster cluster;
+  delivery_forms_scenario(cluster);
+}
+
+TEST_CASE("mock: a pull consumer polls, commits, seeks, pauses and resumes", "[kafka][mock]") {
+  MockCluster cluster;
+  pull_consumer_scenario(cluster);
+}
+
+TEST_CASE("mock: committed transactions reach a listener, aborted ones never do", "[kafka][mock]") {
+  MockCluster cluster;
+  transactions_scenario(cluster);
+}
+
+TEST_CASE("embedded: transaction() without transactional-id-prefix says how to turn transactions on",
+          "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  adapter.start();
+  CHECK_THROWS_WITH(adapter.transaction([](messaging::TransactionalPublisher&) {}),
+                    "transactions are off: set pyfly.messaging.kafka.transactional-id-prefix to turn them on");
+  adapter.stop();
+}
+
+TEST_CASE("embedded: a callback publish that cannot be queued reports its error at once", "[kafka][embedded]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  int calls = 0;
+  std::string error;
+  adapter.publish_async("t", "v", {}, [&](const messaging::DeliveryReport& report) {
+    ++calls;
+    REQUIRE_FALSE(report.ok());
+    error = report.error->what();
+  });
+  CHECK(calls == 1);
+  CHECK_THAT(error, Contains("not started"));
+  CHECK(adapter.flush(1s));
 }
 
 TEST_CASE("embedded: bootstrap-servers 'embedded' runs an in-process cluster", "[kafka][embedded]") {
@@ -260,6 +299,19 @@ TEST_CASE("a broker that dies: publish fails within publish-timeout", "[kafka][f
   REQUIRE(future.wait_for(10s) == std::future_status::ready);
   CHECK_THROWS_AS(future.get(), BrokerError);
   CHECK(elapsed_since(start) < 3s + 2s);
+
+  // The callback form reports the failure; flush() says false while the record waits.
+  start = std::chrono::steady_clock::now();
+  std::promise<std::string> failed;
+  adapter.publish_async(topic, "callback-after-death", {}, [&failed](const messaging::DeliveryReport& report) {
+    failed.set_value(report.ok() ? std::string("delivered") : std::string(report.error->what()));
+  });
+  CHECK_FALSE(adapter.flush(500ms));
+  auto outcome = failed.get_future();
+  REQUIRE(outcome.wait_for(10s) == std::future_status::ready);
+  CHECK_THAT(outcome.get(), Contains("timed out"));
+  CHECK(elapsed_since(start) < 3s + 2s);
+  CHECK(adapter.flush(1s));
 
   start = std::chrono::steady_clock::now();
   adapter.stop();  // nothing queued: quick even with the cluster gone

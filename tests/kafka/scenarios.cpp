@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <mutex>
 
 #include <catch2/catch.hpp>
 
@@ -297,6 +299,196 @@ void broadcast_scenario(TestCluster& cluster) {
   a.stop();
   b.stop();
   publisher.stop();
+}
+
+}  // namespace cppfly::kafka::test
+
+namespace cppfly::kafka::test {
+
+void delivery_forms_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("delivery-forms");
+  cluster.create_topic(topic, 2);
+  Inbox inbox;
+  KafkaAdapter adapter(cluster.properties());
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+
+  // publish() returns where the record landed.
+  const auto first = adapter.publish(topic, "sync-0", PublishOptions{.partition = 0});
+  CHECK(first.topic == topic);
+  CHECK(first.partition == 0);
+  CHECK(first.offset == 0);
+
+  // The callback form: each callback runs exactly once, with the record's place.
+  constexpr int kRecords = 500;
+  struct Reports {
+    std::mutex mutex;
+    std::map<std::string, std::vector<std::pair<std::int32_t, std::int64_t>>> by_value;
+    int errors{0};
+  };
+  auto reports = std::make_shared<Reports>();
+  for (int i = 0; i < kRecords; ++i) {
+    const std::string value = "cb-" + std::to_string(i);
+    adapter.publish_async(topic, value, PublishOptions{.partition = i % 2},
+                          [reports, value, i](const messaging::DeliveryReport& report) {
+                            const std::lock_guard lock(reports->mutex);
+                            if (!report.ok()) ++reports->errors;
+                            reports->by_value[value].emplace_back(report.partition, report.offset);
+                            if (i == 7) throw std::runtime_error("a callback that throws is logged, not fatal");
+                          });
+  }
+  // flush: every report has run when it returns true.
+  REQUIRE(adapter.flush(kWait));
+  {
+    const std::lock_guard lock(reports->mutex);
+    CHECK(reports->errors == 0);
+    REQUIRE(reports->by_value.size() == kRecords);
+    for (const auto& [value, places] : reports->by_value) {
+      INFO(value);
+      CHECK(places.size() == 1);
+    }
+  }
+  // The future form beside it.
+  auto future = adapter.publish_async(topic, "future-0", PublishOptions{.partition = 1});
+  REQUIRE(future.wait_for(kWait) == std::future_status::ready);
+  const auto placed = future.get();
+  CHECK(placed.partition == 1);
+
+  // What the consumer saw is where the reports said each record went.
+  REQUIRE(inbox.wait_for_count(kRecords + 2));
+  const std::lock_guard lock(reports->mutex);
+  for (const auto& message : inbox.messages()) {
+    if (!message.value.starts_with("cb-")) continue;
+    INFO(message.value);
+    const auto& places = reports->by_value.at(message.value);
+    REQUIRE(places.size() == 1);
+    CHECK(places[0] == std::make_pair(message.partition, message.offset));
+  }
+  adapter.stop();
+  CHECK(adapter.flush(1s));  // stopped: nothing is queued
+}
+
+}  // namespace cppfly::kafka::test
+
+namespace cppfly::kafka::test {
+
+void transactions_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("transactions");
+  cluster.create_topic(topic, 2);
+  auto properties = cluster.properties();
+  properties.transactional_id_prefix = unique_name("tx") + "-";
+  Inbox committed;  // read_committed (the adapter's setting)
+  Inbox everything;
+  auto uncommitted = cluster.properties();
+  uncommitted.consumer_properties["isolation.level"] = "read_uncommitted";
+  KafkaAdapter adapter(properties);
+  KafkaAdapter reader(uncommitted);
+  adapter.subscribe(topic, committed.handler(), unique_name("committed"));
+  reader.subscribe(topic, everything.handler(), unique_name("uncommitted"));
+  adapter.start();
+  reader.start();
+
+  adapter.transaction([&](messaging::TransactionalPublisher& tx) {
+    for (int i = 0; i < 3; ++i) tx.publish(topic, "committed-" + std::to_string(i), {.partition = i % 2});
+  });
+  CHECK_THROWS_WITH(adapter.transaction([&](messaging::TransactionalPublisher& tx) {
+                      for (int i = 0; i < 3; ++i) tx.publish(topic, "aborted-" + std::to_string(i), {.partition = i % 2});
+                      REQUIRE(tx.flush(kWait));  // on the broker, uncommitted
+                      tx.publish(topic, "aborted-late", {.partition = 0});  // still queued: purged by the abort
+                      throw std::runtime_error("the body failed");
+                    }),
+                    "the body failed");
+  adapter.transaction([&](messaging::TransactionalPublisher& tx) {
+    tx.publish(topic, "end-0", {.partition = 0});
+    tx.publish(topic, "end-1", {.partition = 1});
+  });
+
+  // The uncommitted reader proves the aborted records were written; the listener never gets them.
+  REQUIRE(everything.wait_for_values({"aborted-0", "aborted-1", "aborted-2", "end-0", "end-1"}));
+  REQUIRE(committed.wait_for_values({"end-0", "end-1"}));
+  std::multiset<std::string> seen;
+  for (const auto& value : committed.values()) {
+    if (cluster.filters_aborted_transactions() || !value.starts_with("aborted-")) seen.insert(value);
+  }
+  CHECK(seen == std::multiset<std::string>{"committed-0", "committed-1", "committed-2", "end-0", "end-1"});
+  reader.stop();
+  adapter.stop();
+  CHECK_THROWS_WITH(adapter.transaction([](messaging::TransactionalPublisher&) {}), Catch::Contains("not started"));
+}
+
+}  // namespace cppfly::kafka::test
+
+namespace cppfly::kafka::test {
+namespace {
+
+/// Polls until `done(records so far)` holds or kWait passes.
+std::vector<Message> poll_until(PullConsumer& consumer, const std::function<bool(const std::vector<Message>&)>& done) {
+  std::vector<Message> records;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!done(records) && std::chrono::steady_clock::now() < deadline) {
+    for (auto& record : consumer.poll(200ms)) records.push_back(std::move(record));
+  }
+  return records;
+}
+
+bool has_value(const std::vector<Message>& records, const std::string& value) {
+  return std::any_of(records.begin(), records.end(), [&](const Message& m) { return m.value == value; });
+}
+
+}  // namespace
+
+void pull_consumer_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("pull");
+  const auto group = unique_name("pull-group");
+  cluster.create_topic(topic, 2);
+  KafkaAdapter producer(cluster.properties());
+  producer.start();
+  for (int i = 0; i < 20; ++i) {
+    producer.publish(topic, "first-" + std::to_string(i), {.key = "k" + std::to_string(i), .partition = i % 2});
+  }
+  {
+    PullConsumer consumer(cluster.properties(), group, {topic});
+    auto records = poll_until(consumer, [](const auto& r) { return r.size() >= 20; });
+    REQUIRE(records.size() == 20);
+    std::set<std::string> values;
+    for (const auto& record : records) {
+      values.insert(record.value);
+      CHECK(record.topic == topic);
+      CHECK(record.key == std::optional<std::string>("k" + record.value.substr(6)));
+    }
+    CHECK(values.size() == 20);
+    CHECK(consumer.assignment().size() == 2);
+    consumer.commit();
+
+    // seek: partition 0 again from its start.
+    consumer.seek(topic, 0, 0);
+    const auto again = poll_until(consumer, [](const auto& r) { return r.size() >= 10; });
+    REQUIRE(again.size() == 10);
+    CHECK(again.front().partition == 0);
+    CHECK(again.front().offset == 0);
+
+    // pause: nothing of partition 1 until resume.
+    consumer.pause(topic, 1);
+    producer.publish(topic, "paused-1", {.partition = 1});
+    producer.publish(topic, "open-0", {.partition = 0});
+    const auto while_paused = poll_until(consumer, [](const auto& r) { return has_value(r, "open-0"); });
+    CHECK(has_value(while_paused, "open-0"));
+    CHECK_FALSE(has_value(while_paused, "paused-1"));
+    consumer.resume(topic, 1);
+    CHECK(has_value(poll_until(consumer, [](const auto& r) { return has_value(r, "paused-1"); }), "paused-1"));
+    consumer.commit();
+  }
+  // A new member of the group starts where the commit left off.
+  producer.publish(topic, "second-0", {.partition = 0});
+  producer.publish(topic, "second-1", {.partition = 1});
+  PullConsumer next(cluster.properties(), group, {topic});
+  const auto rest = poll_until(next, [](const auto& r) { return has_value(r, "second-0") && has_value(r, "second-1"); });
+  std::multiset<std::string> values;
+  for (const auto& record : rest) values.insert(record.value);
+  CHECK(values == std::multiset<std::string>{"second-0", "second-1"});
+  next.close();
+  CHECK_THROWS_AS(next.poll(10ms), messaging::BrokerError);
+  producer.stop();
 }
 
 }  // namespace cppfly::kafka::test

@@ -21,5 +21,13 @@ void stop_restart_scenario(TestCluster& cluster);
 void faulting_handler_scenario(TestCluster& cluster);
 /// Group-less subscriptions in two adapters both get every message.
 void broadcast_scenario(TestCluster& cluster);
+/// publish() returns the record's place; publish_async's callback runs once per record with the
+/// place the consumer then sees; flush() returns once every report ran; the future form beside it.
+void delivery_forms_scenario(TestCluster& cluster);
+/// A committed transaction's records reach a listener; an aborted one's never do (a
+/// read_uncommitted reader sees that they were written).
+void transactions_scenario(TestCluster& cluster);
+/// PullConsumer: poll, commit, seek, pause/resume; a new member resumes from the commit.
+void pull_consumer_scenario(TestCluster& cluster);
 
 }  // namespace cppfly::kafka::test

@@ -15,6 +15,7 @@
 
 #include <cppfly/config/properties.hpp>
 #include <cppfly/kafka/kafka_adapter.hpp>
+#include <cppfly/kafka/pull_consumer.hpp>
 #include <cppfly/messaging/message.hpp>
 
 namespace cppfly::kafka::test {
@@ -88,6 +89,9 @@ class TestCluster {
   /// 2.0.2's mock coordinator refuses it (REBALANCE_IN_PROGRESS): records handled since
   /// the last timer commit are delivered again (at-least-once still holds).
   [[nodiscard]] virtual bool commits_during_rebalance() const { return true; }
+  /// Real Kafka hides an aborted transaction's records from read_committed consumers; librdkafka
+  /// 2.0.2's mock cluster runs transactions (init, commit, abort) but hands them out anyway.
+  [[nodiscard]] virtual bool filters_aborted_transactions() const { return true; }
   /// Adapter settings for this cluster (test_properties(bootstrap_servers())).
   [[nodiscard]] virtual config::KafkaProperties properties() const { return test_properties(bootstrap_servers()); }
 };
@@ -108,6 +112,7 @@ class MockCluster final : public TestCluster {
   /// does the same for "embedded").
   [[nodiscard]] config::KafkaProperties properties() const override;
   [[nodiscard]] bool commits_during_rebalance() const override { return false; }
+  [[nodiscard]] bool filters_aborted_transactions() const override { return false; }
   /// Every broker stops accepting connections (and drops the open ones).
   void all_brokers_down();
 

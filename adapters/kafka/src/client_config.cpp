@@ -79,6 +79,9 @@ ConfHandle make_client_conf(const config::KafkaProperties& properties, const std
     // backlog drain near 160 k msg/s; 300,000 lets a JSON listener run at its own pace.
     // The payload held stays bounded by queued.max.messages.kbytes (64 MiB by default).
     set_property(c, "queued.min.messages", std::to_string(kQueuedMinMessages), key("consumer-properties"));
+    // Records of aborted transactions are never handed to a listener (librdkafka's default too;
+    // said here because transactions depend on it).
+    set_property(c, "isolation.level", "read_committed", key("consumer-properties"));
   }
 
   set_all(c, properties.properties, "properties");

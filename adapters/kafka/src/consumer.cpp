@@ -12,6 +12,7 @@
 #include <cppfly/detail/log.hpp>
 
 #include "client_config.hpp"
+#include "record.hpp"
 
 namespace cppfly::kafka::detail {
 namespace {
@@ -318,23 +319,6 @@ void Consumer::run() noexcept {
   close_client();
   finished_.set_value();
 }
-
-namespace {
-
-void read_headers(const void* source, std::vector<messaging::Headers::Entry>& into) {
-  const auto* record = static_cast<const rd_kafka_message_t*>(source);
-  rd_kafka_headers_t* headers = nullptr;  // owned by the record
-  if (rd_kafka_message_headers(record, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return;
-  const char* name = nullptr;
-  const void* value = nullptr;
-  std::size_t size = 0;
-  for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-       ++i) {
-    into.emplace_back(name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string());
-  }
-}
-
-}  // namespace
 
 void Consumer::dispatch(const rd_kafka_message_t& record) {
   // One Message per consumer, refilled for each record: its strings keep their capacity,

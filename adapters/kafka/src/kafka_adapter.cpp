@@ -47,6 +47,22 @@ struct KafkaAdapter::Impl {
   std::atomic<detail::Producer*> producer{nullptr};
   std::vector<std::unique_ptr<detail::Producer>> producers;  ///< every one start() made
 
+  /// transaction(): one at a time; the transactional producer (transactional-id-prefix set),
+  /// made by start() and closed by stop(), both under this lock.
+  std::mutex transaction_mutex;
+  std::unique_ptr<detail::Producer> transactional;
+
+  /// A transactional producer, its transactions initialised (fencing an earlier one with the id).
+  [[nodiscard]] std::unique_ptr<detail::Producer> make_transactional() const {
+    auto conf = detail::duplicate(producer_conf.get());
+    // Spring's rule: the prefix plus the producer's number; this adapter has one.
+    detail::set_property(conf.get(), "transactional.id", properties.transactional_id_prefix + "0",
+                         "pyfly.messaging.kafka.transactional-id-prefix");
+    auto made = std::make_unique<detail::Producer>(std::move(conf), properties.publish_timeout);
+    made->init_transactions(properties.connect_timeout);
+    return made;
+  }
+
   /// Consumers stopped from their own handler: still finishing on their own thread.
   std::vector<std::shared_ptr<detail::Consumer>> detached;
 
@@ -84,6 +100,11 @@ struct KafkaAdapter::Impl {
       if (!consumer->join()) detached.push_back(consumer);
     }
     stopping.clear();
+    {
+      const std::lock_guard lock(transaction_mutex);  // a transaction under way ends first
+      if (transactional) transactional->close(properties.publish_timeout);
+      transactional.reset();
+    }
     if (auto* closing = producer.exchange(nullptr)) closing->close(properties.publish_timeout);
     {
       const std::lock_guard lock(state_mutex);
@@ -135,7 +156,7 @@ KafkaAdapter::~KafkaAdapter() {
 
 std::string KafkaAdapter::bootstrap_servers() const { return impl_->servers; }
 
-void KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
+DeliveryResult KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
   auto producer = impl_->current_producer();
   if (!producer) {
     throw BrokerError("cannot publish to '" + std::string(topic) +
@@ -143,7 +164,81 @@ void KafkaAdapter::publish(std::string_view topic, std::string_view value, messa
   }
   impl_->prepare_topic(topic);
   auto delivery = producer->send(topic, value, options);
-  (void)producer->await(delivery, topic);
+  return producer->await(delivery, topic);
+}
+
+void KafkaAdapter::publish_async(std::string_view topic, std::string value, messaging::PublishOptions options,
+                                 messaging::DeliveryCallback done) {
+  std::optional<BrokerError> error;
+  try {
+    auto producer = impl_->current_producer();
+    if (!producer) {
+      throw BrokerError("cannot publish to '" + std::string(topic) +
+                        "': the Kafka adapter is not started (call start() first)");
+    }
+    impl_->prepare_topic(topic);
+    producer->send(topic, value, options, done);
+    return;
+  } catch (const BrokerError& e) {
+    error.emplace(e);
+  } catch (const std::exception& e) {
+    error.emplace(e.what());
+  }
+  // Not queued: the report comes at once, on this thread (send() moves `done` only once the
+  // record is queued).
+  try {
+    if (done) done(messaging::DeliveryReport{topic, -1, -1, &*error});
+  } catch (const std::exception& e) {
+    cppfly::detail::log().error("kafka: delivery callback for '{}' threw: {}", topic, e.what());
+  } catch (...) {
+    cppfly::detail::log().error("kafka: delivery callback for '{}' threw", topic);
+  }
+}
+
+void KafkaAdapter::transaction(const std::function<void(messaging::TransactionalPublisher&)>& body) {
+  const auto& p = impl_->properties;
+  if (p.transactional_id_prefix.empty()) {
+    throw BrokerError("transactions are off: set pyfly.messaging.kafka.transactional-id-prefix to turn them on");
+  }
+  const std::lock_guard lock(impl_->transaction_mutex);
+  if (!impl_->transactional) throw BrokerError("cannot begin a transaction: the Kafka adapter is not started");
+  if (impl_->transactional->fatal()) {
+    // Fenced or broken by an earlier failure: a new producer with the same id takes over.
+    impl_->transactional->close(std::chrono::milliseconds(0));
+    impl_->transactional = impl_->make_transactional();
+  }
+  detail::Producer& producer = *impl_->transactional;
+  producer.begin_transaction();
+
+  struct Publisher final : messaging::TransactionalPublisher {
+    Impl& impl;
+    detail::Producer& producer;
+    Publisher(Impl& i, detail::Producer& p) : impl(i), producer(p) {}
+    void publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) override {
+      impl.prepare_topic(topic);
+      // A failed record fails the commit; its report needs no handling of its own.
+      messaging::DeliveryCallback ignore = [](const messaging::DeliveryReport&) {};
+      producer.send(topic, value, options, ignore);
+    }
+    bool flush(std::chrono::milliseconds timeout) override { return producer.flush(timeout); }
+  } publisher(*impl_, producer);
+
+  try {
+    body(publisher);
+  } catch (...) {
+    try {
+      producer.abort_transaction(p.publish_timeout);
+    } catch (const std::exception& e) {
+      cppfly::detail::log().error("kafka: aborting a transaction failed: {}", e.what());
+    }
+    throw;
+  }
+  producer.commit_transaction(p.publish_timeout);
+}
+
+bool KafkaAdapter::flush(std::chrono::milliseconds timeout) {
+  auto producer = impl_->current_producer();
+  return producer == nullptr || producer->flush(timeout);
 }
 
 std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, std::string value,
@@ -207,6 +302,11 @@ void KafkaAdapter::start() {
   impl_->producer.store(impl_->producers.back().get(), std::memory_order_release);
   std::vector<std::shared_ptr<detail::Consumer>> starting;
   try {
+    if (!p.transactional_id_prefix.empty()) {
+      auto transactional = impl_->make_transactional();
+      const std::lock_guard lock(impl_->transaction_mutex);
+      impl_->transactional = std::move(transactional);
+    }
     {
       const std::lock_guard lock(impl_->state_mutex);
       impl_->state = Impl::State::started;

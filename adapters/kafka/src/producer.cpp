@@ -1,10 +1,12 @@
 #include "producer.hpp"
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <memory>
 #include <new>
 #include <optional>
+#include <variant>
 
 #include <cppfly/config/config.hpp>
 #include <cppfly/detail/log.hpp>
@@ -19,7 +21,8 @@ using Clock = std::chrono::steady_clock;
 /// The per-record opaque: owned by librdkafka between producev and the delivery report.
 /// The topic is not kept: the report names it (rd_kafka_topic_name).
 struct Producer::Delivery {
-  std::promise<DeliveryResult> promise;
+  /// Completes the record's publish: a promise (publish, future publish_async) or a callback.
+  std::variant<std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
 
   // Reports free Delivery objects in bursts (one per produce request, often thousands),
   // more than malloc's per-thread cache holds; a per-thread list of spare objects makes
@@ -132,27 +135,38 @@ void Producer::poll_loop() noexcept {
 void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* /*opaque*/) noexcept {
   std::unique_ptr<Delivery> delivery(static_cast<Delivery*>(message->_private));
   if (!delivery) return;
+  const char* topic = rd_kafka_topic_name(message->rkt);
   try {
-    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      delivery->promise.set_value(DeliveryResult{rd_kafka_topic_name(message->rkt), message->partition, message->offset});
+    std::optional<BrokerError> error;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Not rd_kafka_message_errstr(): for a delivery report, payload is the record's value.
+      std::string reason = rd_kafka_err2str(message->err);
+      auto* self = static_cast<Producer*>(ClientContext::of(rk));
+      if (message->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && self != nullptr) {
+        reason += " after " + std::to_string(self->publish_timeout_.count()) + " ms";
+        if (auto last = self->last_error(); !last.empty()) reason += " (last broker error: " + last + ")";
+      }
+      if (is_purge(message->err)) {
+        reason = "not delivered before the producer stopped (" + reason + ")";
+        cppfly::detail::log().warn("kafka producer: a record for '{}' was not delivered before stop and is dropped",
+                                   topic);
+      }
+      error.emplace("publish to '" + std::string(topic) + "' failed: " + reason);
+    }
+    if (auto* promise = std::get_if<std::promise<DeliveryResult>>(&delivery->done)) {
+      if (error) {
+        promise->set_exception(std::make_exception_ptr(*error));
+      } else {
+        promise->set_value(DeliveryResult{topic, message->partition, message->offset});
+      }
       return;
     }
-    // Not rd_kafka_message_errstr(): for a delivery report, payload is the record's value.
-    const std::string topic = rd_kafka_topic_name(message->rkt);
-    std::string reason = rd_kafka_err2str(message->err);
-    auto* self = static_cast<Producer*>(ClientContext::of(rk));
-    if (message->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && self != nullptr) {
-      reason += " after " + std::to_string(self->publish_timeout_.count()) + " ms";
-      if (auto last = self->last_error(); !last.empty()) reason += " (last broker error: " + last + ")";
-    }
-    if (is_purge(message->err)) {
-      reason = "not delivered before the producer stopped (" + reason + ")";
-      cppfly::detail::log().warn("kafka producer: a record for '{}' was not delivered before stop and is dropped",
-                                 topic);
-    }
-    delivery->promise.set_exception(
-        std::make_exception_ptr(BrokerError("publish to '" + topic + "' failed: " + reason)));
-  } catch (...) {  // NOLINT(bugprone-empty-catch): nothing may escape into librdkafka
+    auto& callback = std::get<messaging::DeliveryCallback>(delivery->done);
+    callback(messaging::DeliveryReport{topic, message->partition, message->offset, error ? &*error : nullptr});
+  } catch (const std::exception& e) {  // nothing may escape into librdkafka
+    cppfly::detail::log().error("kafka producer: delivery callback for '{}' threw: {}", topic, e.what());
+  } catch (...) {
+    cppfly::detail::log().error("kafka producer: delivery callback for '{}' threw", topic);
   }
 }
 
@@ -186,27 +200,61 @@ class TopicName {
 
 std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_view value,
                                            const messaging::PublishOptions& options) {
-  // close() sets closed_ and then waits for sending_ to drop to 0 (both sequentially
-  // consistent): a send() that saw closed_ false is counted before close() looks.
-  sending_.fetch_add(1);
+  auto delivery = std::make_unique<Delivery>();
+  auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
+  enqueue(topic, value, options, delivery);
+  return future;
+}
+
+void Producer::send(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+                    messaging::DeliveryCallback& done) {
+  auto delivery = std::make_unique<Delivery>();
+  delivery->done = std::move(done);
+  try {
+    enqueue(topic, value, options, delivery);
+  } catch (...) {
+    done = std::move(std::get<messaging::DeliveryCallback>(delivery->done));  // not queued: the caller's again
+    throw;
+  }
+}
+
+/// Counts a call that uses the client (send, flush) for its duration: close() waits for it.
+class Producer::Visit {
+ public:
+  explicit Visit(Producer& producer) : producer_(producer) {
+    // close() sets closed_ and then waits for sending_ to drop to 0 (both sequentially
+    // consistent): a call that saw closed_ false is counted before close() looks.
+    producer_.sending_.fetch_add(1);
+  }
+  ~Visit() {
+    if (producer_.sending_.fetch_sub(1) == 1 && producer_.closed_.load()) {
+      const std::lock_guard lock(producer_.mutex_);
+      producer_.wake_.notify_all();
+    }
+  }
+  Visit(const Visit&) = delete;
+  Visit& operator=(const Visit&) = delete;
+
+ private:
+  Producer& producer_;
+};
+
+bool Producer::flush(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  if (closed_.load()) return true;  // close() delivers or fails every record itself
+  return rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+void Producer::enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+                       std::unique_ptr<Delivery>& delivery) {
+  const Visit visit(*this);
   // Only a change matters to the poll thread: a plain store, not a read-modify-write.
   sends_.store(sends_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  struct Leave {
-    Producer* self;
-    ~Leave() {
-      if (self->sending_.fetch_sub(1) == 1 && self->closed_.load()) {
-        const std::lock_guard lock(self->mutex_);
-        self->wake_.notify_all();
-      }
-    }
-  } leave{this};
   if (closed_.load()) {
     throw BrokerError("publish to '" + std::string(topic) + "' failed: the Kafka adapter is stopped");
   }
 
   const TopicName name(topic);
-  auto delivery = std::make_unique<Delivery>();
-  auto future = delivery->promise.get_future();
 
   HeadersHandle headers;
   if (!options.headers.empty()) {
@@ -235,7 +283,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
       // Serve the reports that are ready on this thread, as a hand-written producer loop
       // does: memory librdkafka and send() allocated here is then freed here too.
       rd_kafka_poll(rk_.get(), 0);
-      return future;
+      return;
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       if (!deadline) deadline = Clock::now() + publish_timeout_;
@@ -265,6 +313,82 @@ DeliveryResult Producer::await(std::future<DeliveryResult>& delivery, std::strin
                       std::to_string((publish_timeout_ + kReportGrace).count()) + " ms");
   }
   return delivery.get();
+}
+
+namespace {
+
+/// Takes ownership of a librdkafka error object: its message, and its kind.
+struct TxnError {
+  explicit TxnError(rd_kafka_error_t* error) : error_(error) {}
+  ~TxnError() {
+    if (error_ != nullptr) rd_kafka_error_destroy(error_);
+  }
+  TxnError(const TxnError&) = delete;
+  TxnError& operator=(const TxnError&) = delete;
+  explicit operator bool() const noexcept { return error_ != nullptr; }
+  [[nodiscard]] std::string text() const { return rd_kafka_error_string(error_); }
+  [[nodiscard]] bool retriable() const { return rd_kafka_error_is_retriable(error_) != 0; }
+  [[nodiscard]] bool requires_abort() const { return rd_kafka_error_txn_requires_abort(error_) != 0; }
+  [[nodiscard]] bool fatal() const { return rd_kafka_error_is_fatal(error_) != 0; }
+
+ private:
+  rd_kafka_error_t* error_;
+};
+
+int millis(std::chrono::milliseconds timeout) { return static_cast<int>(std::max<std::int64_t>(1, timeout.count())); }
+
+}  // namespace
+
+void Producer::init_transactions(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  if (closed_.load()) throw BrokerError("cannot start transactions: the Kafka adapter is stopped");
+  const TxnError error(rd_kafka_init_transactions(rk_.get(), millis(timeout)));
+  if (error) {
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("cannot start transactions within " + std::to_string(timeout.count()) + " ms: " + error.text());
+  }
+}
+
+void Producer::begin_transaction() {
+  const Visit visit(*this);
+  if (closed_.load()) throw BrokerError("cannot begin a transaction: the Kafka adapter is stopped");
+  const TxnError error(rd_kafka_begin_transaction(rk_.get()));
+  if (error) {
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("cannot begin a transaction: " + error.text());
+  }
+}
+
+void Producer::commit_transaction(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const TxnError error(rd_kafka_commit_transaction(rk_.get(), millis(left)));
+    if (!error) return;
+    if (error.retriable() && Clock::now() < deadline) continue;
+    if (error.requires_abort()) {
+      const std::string reason = error.text();
+      abort_transaction(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()) +
+                        std::chrono::milliseconds(1000));
+      throw BrokerError("transaction aborted: the commit failed: " + reason);
+    }
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("transaction commit failed: " + error.text());
+  }
+}
+
+void Producer::abort_transaction(std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const TxnError error(rd_kafka_abort_transaction(rk_.get(), millis(left)));
+    if (!error) return;
+    if (error.retriable() && Clock::now() < deadline) continue;
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("transaction abort failed: " + error.text());
+  }
 }
 
 void Producer::close(std::chrono::milliseconds flush_timeout) noexcept {

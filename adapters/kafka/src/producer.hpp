@@ -7,11 +7,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/message.hpp>
 
 #include "client_context.hpp"
@@ -34,11 +36,29 @@ class Producer final : public ClientContext {
   /// messaging::BrokerError when the record cannot be enqueued (or after close()).
   [[nodiscard]] std::future<messaging::DeliveryResult> send(std::string_view topic, std::string_view value,
                                                             const messaging::PublishOptions& options);
+  /// The same, completed by `done` (run once, from the delivery report) instead of a future.
+  /// `done` is moved from only when the record is queued: when this throws, it is still the caller's.
+  void send(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+            messaging::DeliveryCallback& done);
+
+  /// Serves delivery reports until nothing is queued or `timeout` passed; true when nothing is left.
+  bool flush(std::chrono::milliseconds timeout);
 
   /// Waits for a delivery report: the result, or messaging::BrokerError (failure, or no
   /// report within publish_timeout plus a grace period).
   [[nodiscard]] messaging::DeliveryResult await(std::future<messaging::DeliveryResult>& delivery,
                                                 std::string_view topic) const;
+
+  /// Transactions, for a producer made with transactional.id. Each throws messaging::BrokerError
+  /// with librdkafka's reason; after a fatal error (fenced by a newer producer with the same id,
+  /// ...) fatal() is true and the producer must be replaced.
+  void init_transactions(std::chrono::milliseconds timeout);
+  void begin_transaction();
+  /// Flushes and commits within `timeout`; a failure that needs it aborts, then throws.
+  void commit_transaction(std::chrono::milliseconds timeout);
+  /// Aborts (what was produced is never seen by read_committed consumers); throws on failure.
+  void abort_transaction(std::chrono::milliseconds timeout);
+  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(); }
 
   /// Refuses new records, flushes within `flush_timeout`, fails (and logs) whatever was not
   /// delivered by then, stops the poll thread and destroys the client. Idempotent.
@@ -51,13 +71,18 @@ class Producer final : public ClientContext {
 
  private:
   struct Delivery;
+  class Visit;
+  /// Queues the record; `delivery` is released (to librdkafka) only when that succeeds.
+  void enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+               std::unique_ptr<Delivery>& delivery);
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque) noexcept;
   void poll_loop() noexcept;
 
   std::chrono::milliseconds publish_timeout_;
   std::atomic<bool> polling_{true};
   std::atomic<bool> closed_{false};
-  std::atomic<int> sending_{0};         ///< send() calls under way (close waits for them)
+  std::atomic<bool> fatal_{false};  ///< a fatal transaction error: unusable
+  std::atomic<int> sending_{0};         ///< send() and flush() calls under way (close waits for them)
   std::atomic<std::uint64_t> sends_{0};  ///< send() calls so far (the poll thread steps aside)
   std::mutex mutex_;                     ///< for wake_
   std::condition_variable wake_;         ///< the last send() left a closed producer; close()

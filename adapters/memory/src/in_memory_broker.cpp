@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "cppfly/detail/log.hpp"
 
@@ -162,8 +164,56 @@ void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, P
   if (first_error) std::rethrow_exception(first_error);
 }
 
-void InMemoryMessageBroker::publish(std::string_view topic, std::string_view value, PublishOptions options) {
-  deliver(topic, std::string(value), std::move(options), nullptr);
+DeliveryResult InMemoryMessageBroker::publish(std::string_view topic, std::string_view value, PublishOptions options) {
+  DeliveryResult result;
+  deliver(topic, std::string(value), std::move(options), &result);
+  return result;
+}
+
+void InMemoryMessageBroker::publish_async(std::string_view topic, std::string value, PublishOptions options,
+                                          DeliveryCallback done) {
+  DeliveryResult result;
+  std::optional<BrokerError> error;
+  try {
+    deliver(topic, std::move(value), std::move(options), &result);
+  } catch (const BrokerError& e) {
+    error.emplace(e);
+  } catch (const std::exception& e) {
+    error.emplace(e.what());
+  } catch (...) {
+    error.emplace("publish to '" + std::string(topic) + "' failed: unknown error");
+  }
+  const DeliveryReport report{error ? topic : std::string_view(result.topic), result.partition, result.offset,
+                              error ? &*error : nullptr};
+  try {
+    if (done) done(report);
+  } catch (const std::exception& e) {
+    detail::log().error("delivery callback for '{}' threw: {}", topic, e.what());
+  } catch (...) {
+    detail::log().error("delivery callback for '{}' threw", topic);
+  }
+}
+
+bool InMemoryMessageBroker::flush(std::chrono::milliseconds /*timeout*/) { return true; }
+
+void InMemoryMessageBroker::transaction(const std::function<void(TransactionalPublisher&)>& body) {
+  struct Pending final : TransactionalPublisher {
+    struct Record {
+      std::string topic;
+      std::string value;
+      PublishOptions options;
+    };
+    std::vector<Record> records;
+    void publish(std::string_view topic, std::string_view value, PublishOptions options) override {
+      records.push_back({std::string(topic), std::string(value), std::move(options)});
+    }
+    bool flush(std::chrono::milliseconds /*timeout*/) override { return true; }  // held until the commit
+  };
+  const std::lock_guard lock(transaction_mutex_);
+  if (!running_.load()) throw BrokerError("in-memory broker: cannot begin a transaction before start() (or after stop())");
+  Pending pending;
+  body(pending);  // an exception aborts: nothing was delivered
+  for (auto& record : pending.records) deliver(record.topic, std::move(record.value), std::move(record.options), nullptr);
 }
 
 std::future<DeliveryResult> InMemoryMessageBroker::publish_async(std::string_view topic, std::string value,

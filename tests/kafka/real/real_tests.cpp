@@ -30,6 +30,21 @@ TEST_CASE("real: round trip keeps key, headers, partition, offset and timestamp"
   round_trip_scenario(cluster);
 }
 
+TEST_CASE("real: publish results, delivery callbacks and flush", "[kafka][real]") {
+  auto cluster = real_cluster();
+  delivery_forms_scenario(cluster);
+}
+
+TEST_CASE("real: committed transactions reach a listener, aborted ones never do", "[kafka][real]") {
+  auto cluster = real_cluster();
+  transactions_scenario(cluster);
+}
+
+TEST_CASE("real: a pull consumer polls, commits, seeks, pauses and resumes", "[kafka][real]") {
+  auto cluster = real_cluster();
+  pull_consumer_scenario(cluster);
+}
+
 TEST_CASE("real: two groups each get every message", "[kafka][real]") {
   auto cluster = real_cluster();
   two_groups_scenario(cluster);

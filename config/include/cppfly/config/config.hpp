@@ -1,4 +1,4 @@
-// Config: the merged pyfly.yaml + profile file + environment, read as PyFly reads it.
+// Config: the merged pyfly.yaml / pyfly.toml files, profile overlays and environment, read as PyFly reads them.
 #pragma once
 
 #include <map>
@@ -41,26 +41,35 @@ struct ConfigValue {
 };
 
 /// How to find the files and which environment to read.
+/// Not given: PyFly's search locations in the folder of `path` (config/pyfly.yaml, config/pyfly.toml,
+/// pyfly.yaml, pyfly.toml, later wins; then pyfly-<profile>.yaml/.toml from both folders); none
+/// found means "all defaults". Given (--config): a file named pyfly.yaml or pyfly.toml is searched
+/// beside the same way; any other file is read alone, with <name>-<profile><ext> beside it.
 struct LoadOptions {
-  std::string path{"pyfly.yaml"};        ///< base file; a missing default file means "all defaults"
-  bool path_given{false};                ///< true: a missing file is an error
+  std::string path{"pyfly.yaml"};        ///< where to look (see above)
+  bool path_given{false};                ///< true: `path` was named explicitly and must exist
   std::optional<std::string> profile{};  ///< --profile; else PYFLY_PROFILES_ACTIVE; else pyfly.profiles.active
   bool read_environment{true};           ///< apply PYFLY_* overrides
   /// Environment to read (tests); empty and read_environment: the process environment.
   std::optional<std::map<std::string, std::string>> environment{};
 };
 
-/// The merged settings. Scalars are kept flat under dotted keys; lists join with ",".
+/// The merged settings. Scalars are kept flat under canonical dotted keys (kebab case, lower case);
+/// lists join with ","; ${...} placeholders are resolved.
 class Config {
  public:
   /// Loads base file, the profile file(s) over it, then environment overrides; validates.
   /// Throws ConfigError (one clear line) on any problem.
   static Config load(const LoadOptions& options = {});
-  /// Parses YAML text as if it were the file `name` (tests, embedded configs). Validates.
+  /// Parses text as if it were the file `name` (TOML when `name` ends in .toml, else YAML), with
+  /// profile overlays from name's folder; for tests and embedded configs. Validates.
   static Config from_string(std::string_view yaml, std::string_view name = "<string>",
                             const LoadOptions& options = {.read_environment = false});
 
+  /// The value of a dotted key (relaxed: bootstrap_servers finds bootstrap-servers).
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  /// Every value as "key = value (origin)", secrets shown as ***: for logs and diagnostics.
+  [[nodiscard]] std::vector<std::string> describe() const;
   [[nodiscard]] const std::map<std::string, ConfigValue, std::less<>>& values() const noexcept { return values_; }
   /// The profiles that were applied, in order.
   [[nodiscard]] const std::vector<std::string>& active_profiles() const noexcept { return profiles_; }

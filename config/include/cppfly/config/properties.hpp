@@ -18,6 +18,7 @@ enum class Provider { auto_detect, kafka, memory };
 struct KafkaProperties {
   std::string bootstrap_servers{"localhost:9092"};  ///< comma-separated; "embedded" starts a mock cluster
   std::string client_id{"cppfly"};
+  std::string transactional_id_prefix{};             ///< non-empty: transactions on (transactional.id prefix)
   int embedded_brokers{1};                           ///< brokers in the embedded mock cluster
   std::string auto_offset_reset{"earliest"};         ///< earliest | latest (new groups only)
   std::string acks{"all"};                           ///< all | 1 | 0 (passed to librdkafka)

@@ -27,9 +27,17 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   ~InMemoryMessageBroker() override;
 
   /// Delivers to the subscribers before it returns; refused (BrokerError) unless started.
-  void publish(std::string_view topic, std::string_view value, PublishOptions options = {}) override;
+  DeliveryResult publish(std::string_view topic, std::string_view value, PublishOptions options = {}) override;
   std::future<DeliveryResult> publish_async(std::string_view topic, std::string value,
                                             PublishOptions options = {}) override;
+  /// Delivers inline, then runs `done` on the calling thread (an error a handler threw is its report's error).
+  void publish_async(std::string_view topic, std::string value, PublishOptions options,
+                     DeliveryCallback done) override;
+  /// Nothing is ever queued: true at once.
+  bool flush(std::chrono::milliseconds timeout) override;
+  /// Holds what `body` publishes and delivers it, in order, once `body` returned; drops it when
+  /// `body` throws. One transaction at a time.
+  void transaction(const std::function<void(TransactionalPublisher&)>& body) override;
   void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) override;
   void start() override;
   /// Refuses further publishes and waits for deliveries running on other threads to finish.
@@ -45,7 +53,7 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
  private:
   struct Routes;
   struct Topic;
-  /// Publishes and dispatches; fills `result` when given (publish() needs none).
+  /// Publishes and dispatches; fills `result` when given.
   void deliver(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
   std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
 
@@ -53,6 +61,7 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   std::atomic<bool> running_{false};
   std::atomic<int> in_flight_{0};  // deliveries under way, on any thread
   std::atomic<bool> stopping_{false};
+  std::mutex transaction_mutex_;
   std::mutex idle_mutex_;
   std::condition_variable idle_;
   mutable std::mutex routes_mutex_;

@@ -1,0 +1,36 @@
+#include "record.hpp"
+
+#include <string>
+
+namespace cppfly::kafka::detail {
+
+void read_headers(const void* source, std::vector<messaging::Headers::Entry>& into) {
+  const auto* record = static_cast<const rd_kafka_message_t*>(source);
+  rd_kafka_headers_t* headers = nullptr;  // owned by the record
+  if (rd_kafka_message_headers(record, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  std::size_t size = 0;
+  for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    into.emplace_back(name, value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string());
+  }
+}
+
+messaging::Message to_message(const rd_kafka_message_t& record) {
+  messaging::Message message;
+  message.topic = rd_kafka_topic_name(record.rkt);
+  if (record.payload != nullptr) message.value.assign(static_cast<const char*>(record.payload), record.len);
+  if (record.key != nullptr) message.key.emplace(static_cast<const char*>(record.key), record.key_len);
+  std::vector<messaging::Headers::Entry> headers;
+  read_headers(&record, headers);
+  for (auto& [name, value] : headers) message.headers.add(std::move(name), std::move(value));
+  message.partition = record.partition;
+  message.offset = record.offset;
+  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  const auto timestamp = rd_kafka_message_timestamp(&record, &type);
+  message.timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : timestamp;
+  return message;
+}
+
+}  // namespace cppfly::kafka::detail

@@ -1,0 +1,19 @@
+// A fetched librdkafka record read into the port's Message. Internal.
+#pragma once
+
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include <cppfly/messaging/message.hpp>
+
+namespace cppfly::kafka::detail {
+
+/// Appends the headers of `record` (a const rd_kafka_message_t*) to `into`, in order; a header
+/// without a value reads as an empty value. The DeferredHeaders reader of a listener's Message.
+void read_headers(const void* record, std::vector<messaging::Headers::Entry>& into);
+
+/// An owning Message of `record`: topic, value, key, headers, partition, offset, timestamp.
+[[nodiscard]] messaging::Message to_message(const rd_kafka_message_t& record);
+
+}  // namespace cppfly::kafka::detail
