@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <librdkafka/rdkafka.h>
+
 #include <cppfly/config/config.hpp>
 
 #include "scenarios.hpp"
@@ -318,6 +320,40 @@ TEST_CASE("a broker that dies: publish fails within publish-timeout", "[kafka][f
   CHECK(elapsed_since(start) < 5s);
 }
 
+TEST_CASE("a producer that hits a fatal error is replaced: later publishes go through", "[kafka][fault]") {
+  MockCluster cluster;
+  const auto topic = unique_name("fatal");
+  cluster.create_topic(topic, 1);
+  auto properties = cluster.properties();
+  // With the gapless guarantee a sequence gap is fatal for librdkafka's idempotent producer.
+  properties.producer_properties["enable.gapless.guarantee"] = "true";
+  KafkaAdapter adapter(properties);
+  Inbox inbox;
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  adapter.publish(topic, "before");
+  CHECK(adapter.producer_replacements() == 0);
+
+  cluster.fail_produce_requests(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
+  CHECK_THROWS_AS(adapter.publish(topic, "hit"), BrokerError);
+  // Bounded: the next publish replaces the producer (at once, or once librdkafka has raised the
+  // fatal error on its own thread) and is delivered.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  bool delivered = false;
+  while (!delivered && std::chrono::steady_clock::now() < deadline) {
+    try {
+      adapter.publish(topic, "after");
+      delivered = true;
+    } catch (const BrokerError& e) {
+      INFO(e.what());
+    }
+  }
+  CHECK(delivered);
+  CHECK(adapter.producer_replacements() == 1);
+  REQUIRE(inbox.wait_for_values({"before", "after"}));
+  adapter.stop();
+}
+
 TEST_CASE("a consumer whose broker dies still stops within a bound", "[kafka][fault]") {
   MockCluster cluster;
   const auto topic = unique_name("orphan");
@@ -347,7 +383,7 @@ TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kaf
                          Catch::Matchers::Predicate<config::ConfigError>([](const config::ConfigError& e) {
                            const std::string what = e.what();
                            return what.starts_with("pyfly.messaging.kafka.properties.no.such.property: ") &&
-                                  what.find("No such configuration property") != std::string::npos;
+                                  what.find("librdkafka has no property no.such.property") != std::string::npos;
                          }));
   }
   SECTION("producer-properties") {
@@ -380,6 +416,31 @@ TEST_CASE("a property librdkafka refuses is a ConfigError naming the key", "[kaf
   }
 }
 
+TEST_CASE("a misspelled secret property is refused with the nearest librdkafka name, never with its value",
+          "[kafka][config][security]") {
+  auto properties = test_properties("embedded");
+  properties.properties["sasl.pasword"] = "do-not-print-7f3a";
+  CHECK_THROWS_MATCHES(KafkaAdapter(properties), config::ConfigError,
+                       Catch::Matchers::Predicate<config::ConfigError>([](const config::ConfigError& e) {
+                         const std::string what = e.what();
+                         return what == "pyfly.messaging.kafka.properties.sasl.pasword: librdkafka has no property "
+                                        "sasl.pasword; did you mean sasl.password?" &&
+                                e.key() == "pyfly.messaging.kafka.properties.sasl.pasword";
+                       },
+                                                                     "names the key and sasl.password, not the value"));
+  SECTION("a plain misspelling gets its suggestion too") {
+    auto misspelled = test_properties("embedded");
+    misspelled.properties["compresion.type"] = "zstd";
+    CHECK_THROWS_WITH(KafkaAdapter(misspelled),
+                      Catch::Matchers::EndsWith("no property compresion.type; did you mean compression.type?"));
+  }
+  SECTION("a name far from every property gets no suggestion") {
+    auto unknown = test_properties("embedded");
+    unknown.properties["qqqqqqqqqqqqqqqq"] = "1";
+    CHECK_THROWS_WITH(KafkaAdapter(unknown), Catch::Matchers::EndsWith("librdkafka has no property qqqqqqqqqqqqqqqq"));
+  }
+}
+
 TEST_CASE("embedded: a record its handler could not settle is delivered again, in order", "[kafka][embedded]") {
   KafkaAdapter adapter(test_properties("embedded"));
   const auto topic = unique_name("redeliver");
@@ -394,5 +455,56 @@ TEST_CASE("embedded: a record its handler could not settle is delivered again, i
   REQUIRE(inbox.wait_for_count(4));
   CHECK(inbox.values() == std::vector<std::string>{"a", "b", "b", "c"});
   CHECK(refusals == 2);
+  adapter.stop();
+}
+
+namespace {
+
+/// Kafka's murmur2 (the Java client's and aiokafka's key partitioner), for the expected partitions.
+std::int32_t murmur2(const std::string& key) {
+  const auto* data = reinterpret_cast<const unsigned char*>(key.data());
+  const auto length = static_cast<std::uint32_t>(key.size());
+  constexpr std::uint32_t m = 0x5bd1e995;
+  constexpr int r = 24;
+  std::uint32_t h = 0x9747b28c ^ length;
+  std::uint32_t i = 0;
+  for (; i + 4 <= length; i += 4) {
+    std::uint32_t k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (static_cast<std::uint32_t>(data[i + 3]) << 24);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  switch (length - i) {
+    case 3: h ^= static_cast<std::uint32_t>(data[i + 2]) << 16; [[fallthrough]];
+    case 2: h ^= static_cast<std::uint32_t>(data[i + 1]) << 8; [[fallthrough]];
+    case 1:
+      h ^= data[i];
+      h *= m;
+      break;
+    default: break;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  return static_cast<std::int32_t>(h & 0x7fffffff);
+}
+
+}  // namespace
+
+TEST_CASE("a configured partitioner takes effect: murmur2_random places keys as Java clients do", "[kafka][embedded]") {
+  constexpr int kPartitions = 3;  // the embedded cluster's topics
+  auto properties = test_properties("embedded");
+  properties.producer_properties["partitioner"] = "murmur2_random";
+  KafkaAdapter adapter(properties);
+  adapter.start();
+  const auto topic = unique_name("partitioner");
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "order-" + std::to_string(i);
+    const auto placed = adapter.publish(topic, "v", {.key = key});
+    INFO(key);
+    CHECK(placed.partition == murmur2(key) % kPartitions);
+  }
   adapter.stop();
 }

@@ -210,6 +210,12 @@ config::KafkaProperties MockCluster::properties() const {
 
 void MockCluster::all_brokers_down() { rd_kafka_mock_broker_set_down(impl_->cluster, -1); }
 
+void MockCluster::fail_produce_requests(int error, int count) {
+  const std::vector<rd_kafka_resp_err_t> errors(static_cast<std::size_t>(count), static_cast<rd_kafka_resp_err_t>(error));
+  constexpr std::int16_t kProduceApiKey = 0;  // Kafka protocol: Produce
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, kProduceApiKey, errors.size(), errors.data());
+}
+
 void RealCluster::create_topic(const std::string& topic, int partitions) {
   const Client client(servers_);
   char reason[512];

@@ -115,6 +115,8 @@ class MockCluster final : public TestCluster {
   [[nodiscard]] bool filters_aborted_transactions() const override { return false; }
   /// Every broker stops accepting connections (and drops the open ones).
   void all_brokers_down();
+  /// The next `count` Produce requests fail with the librdkafka error code `error`.
+  void fail_produce_requests(int error, int count);
 
  private:
   struct Impl;

@@ -1,9 +1,17 @@
 #include "client_config.hpp"
 
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <sstream>
+#include <vector>
 
 #include <cppfly/config/config.hpp>
+#include <cppfly/config/secrets.hpp>
+#include <cppfly/config/suggest.hpp>
+
+#include "client_context.hpp"
 
 namespace cppfly::kafka::detail {
 namespace {
@@ -21,16 +29,55 @@ void set_all(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& pr
 
 std::string millis(std::chrono::milliseconds value) { return std::to_string(value.count()); }
 
+/// Every property name librdkafka knows (global and topic), read once from its own table
+/// (rd_kafka_conf_properties_show: one "name | C/P | ..." row per property).
+std::vector<std::string> read_property_names() {
+  char* buffer = nullptr;
+  std::size_t size = 0;
+  FILE* out = open_memstream(&buffer, &size);
+  if (out == nullptr) return {};
+  rd_kafka_conf_properties_show(out);
+  std::fclose(out);
+  std::istringstream table(std::string(buffer, size));
+  std::free(buffer);  // NOLINT(cppcoreguidelines-no-malloc): open_memstream's buffer
+  std::vector<std::string> names;
+  for (std::string line; std::getline(table, line);) {
+    const auto bar = line.find('|');
+    if (bar == std::string::npos || bar == 0) continue;
+    std::string name = line.substr(0, line.find_first_of(" |"));
+    if (name.empty() || name == "Property" || name.front() == '-') continue;
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 }  // namespace
+
+const std::vector<std::string>& librdkafka_property_names() {
+  static const std::vector<std::string> names = read_property_names();
+  return names;
+}
 
 void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
                   std::string_view pyfly_key) {
   std::array<char, 512> reason{};
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), reason.data(), reason.size()) != RD_KAFKA_CONF_OK) {
-    throw config::ConfigError(std::string(pyfly_key) + ": librdkafka refused " + name + "=\"" + value +
-                                  "\": " + reason.data(),
-                              std::string(pyfly_key));
+  const auto result = rd_kafka_conf_set(conf, name.c_str(), value.c_str(), reason.data(), reason.size());
+  if (result == RD_KAFKA_CONF_OK) return;
+  std::string message = std::string(pyfly_key) + ": ";
+  if (result == RD_KAFKA_CONF_UNKNOWN) {
+    // The value of an unknown (often misspelled) property may well be a secret: never shown.
+    message += "librdkafka has no property " + name;
+    if (const auto nearest = config::nearest_name(name, librdkafka_property_names())) {
+      message += "; did you mean " + *nearest + "?";
+    }
+  } else {
+    // librdkafka's reason quotes the value: masked like the value when the property is a secret.
+    const std::string shown = config::shown_value(name, value);
+    std::string why = reason.data();
+    if (shown != value) why = mask_secrets(std::move(why), {value});
+    message += "librdkafka refused " + name + "=\"" + shown + "\": " + why;
   }
+  throw config::ConfigError(message, std::string(pyfly_key));
 }
 
 ConfHandle make_client_conf(const config::KafkaProperties& properties, const std::string& bootstrap_servers,

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <cppfly/config/properties.hpp>
 
@@ -15,8 +16,9 @@ enum class ClientKind { producer, consumer };
 /// Consumers' queued.min.messages (librdkafka's default is 100,000): see client_config.cpp.
 inline constexpr int kQueuedMinMessages = 300000;
 
-/// Sets one librdkafka property; throws config::ConfigError naming `pyfly_key` and
-/// librdkafka's reason when librdkafka refuses it.
+/// Sets one librdkafka property; throws config::ConfigError naming `pyfly_key` when librdkafka
+/// refuses it: for an unknown name, the nearest known name (never the value); for a bad value,
+/// librdkafka's reason, with the value shown as "***" when the property is a secret.
 void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
                   std::string_view pyfly_key);
 
@@ -30,6 +32,9 @@ void set_property(rd_kafka_conf_t* conf, const std::string& name, const std::str
 /// Applies what every broadcast (group-less) consumer needs on top of the consumer
 /// configuration: its private group id, no commits, latest as the fallback reset.
 void make_broadcast(rd_kafka_conf_t* conf, const std::string& group_id);
+
+/// Every configuration property name librdkafka knows (global and topic properties).
+[[nodiscard]] const std::vector<std::string>& librdkafka_property_names();
 
 /// The value of a property in `conf` ("" when unset or unknown).
 [[nodiscard]] std::string get_property(const rd_kafka_conf_t* conf, const char* name);

@@ -1,5 +1,8 @@
 #include "client_context.hpp"
 
+#include <algorithm>
+
+#include <cppfly/config/secrets.hpp>
 #include <cppfly/detail/log.hpp>
 
 namespace cppfly::kafka::detail {
@@ -22,8 +25,9 @@ void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* t
     auto& logger = cppfly::detail::log();
     if (!logger.should_log(mapped)) return;
     const char* name = rk != nullptr ? rd_kafka_name(rk) : "rdkafka";
-    logger.log(mapped, "librdkafka {} {}: {}", name, facility != nullptr ? facility : "-",
-               text != nullptr ? text : "");
+    std::string line = text != nullptr ? text : "";
+    if (const auto* context = ClientContext::of(rk); context != nullptr) line = context->masked(std::move(line));
+    logger.log(mapped, "librdkafka {} {}: {}", name, facility != nullptr ? facility : "-", line);
   } catch (...) {  // NOLINT(bugprone-empty-catch): a log line is not worth a crash
   }
 }
@@ -33,19 +37,22 @@ void on_error(rd_kafka_t* rk, int error, const char* reason, void* opaque) noexc
     const auto code = static_cast<rd_kafka_resp_err_t>(error);
     std::string text = reason != nullptr ? reason : rd_kafka_err2str(code);
     auto* context = static_cast<ClientContext*>(opaque);
+    if (context != nullptr) text = context->masked(std::move(text));
     const std::string who = context != nullptr ? context->description() : std::string(rd_kafka_name(rk));
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
       char fatal[512] = {};
       const auto original = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
       text = std::string("fatal error ") + rd_kafka_err2name(original) + ": " + fatal;
+      if (context != nullptr) text = context->masked(std::move(text));
       cppfly::detail::log().error("kafka {}: {}; this client can no longer be used", who, text);
+      if (context != nullptr) context->on_fatal();
     } else if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
       cppfly::detail::log().warn("kafka {}: {} (librdkafka keeps retrying)", who, text);
     } else {
       // Transient: librdkafka already logged it and retries.
       cppfly::detail::log().debug("kafka {}: {}", who, text);
     }
-    if (context != nullptr) context->record_error(std::move(text));
+    if (context != nullptr) context->record_error(code, std::move(text));
   } catch (...) {  // NOLINT(bugprone-empty-catch)
   }
 }
@@ -57,14 +64,38 @@ std::string ClientContext::last_error() const {
   return last_error_;
 }
 
-void ClientContext::record_error(std::string error) {
+void ClientContext::record_error(rd_kafka_resp_err_t code, std::string error) {
   const std::lock_guard lock(mutex_);
+  if (code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL) {
+    security_failure_ = {code, error};
+  }
   last_error_ = std::move(error);
 }
 
 void ClientContext::clear_error() {
   const std::lock_guard lock(mutex_);
   last_error_.clear();
+  security_failure_ = {};
+}
+
+ClientContext::Failure ClientContext::security_failure() const {
+  const std::lock_guard lock(mutex_);
+  return security_failure_;
+}
+
+std::string ClientContext::masked(std::string text) const {
+  // secrets_ is written once, before the client (and so any callback) exists.
+  return mask_secrets(std::move(text), secrets_);
+}
+
+std::string mask_secrets(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    if (secret.empty()) continue;
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + config::kMasked.size())) {
+      text.replace(at, secret.size(), config::kMasked);
+    }
+  }
+  return text;
 }
 
 ClientContext* ClientContext::of(const rd_kafka_t* rk) noexcept {
@@ -74,6 +105,21 @@ ClientContext* ClientContext::of(const rd_kafka_t* rk) noexcept {
 void install_log_callback(rd_kafka_conf_t* conf) noexcept { rd_kafka_conf_set_log_cb(conf, &on_log); }
 
 void install_context(rd_kafka_conf_t* conf, ClientContext* context) noexcept {
+  try {
+    std::size_t count = 0;
+    const char** dump = rd_kafka_conf_dump(conf, &count);
+    std::vector<std::string> secrets;
+    for (std::size_t i = 0; i + 1 < count; i += 2) {
+      if (dump[i + 1] != nullptr && *dump[i + 1] != '\0' && config::is_sensitive_key(dump[i])) {
+        secrets.emplace_back(dump[i + 1]);
+      }
+    }
+    rd_kafka_conf_dump_free(dump, count);
+    // Longest first, so a secret that contains another is masked whole.
+    std::sort(secrets.begin(), secrets.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+    context->secrets_ = std::move(secrets);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the callbacks still mask what they can
+  }
   install_log_callback(conf);
   rd_kafka_conf_set_error_cb(conf, &on_error);
   rd_kafka_conf_set_opaque(conf, context);

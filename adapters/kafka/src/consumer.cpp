@@ -86,7 +86,7 @@ void Consumer::start() {
   rk_.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf_.get(), reason.data(), reason.size()));
   if (!rk_) {
     throw config::ConfigError(std::string("pyfly.messaging.kafka: librdkafka refused the consumer configuration: ") +
-                              reason.data());
+                              masked(reason.data()));
   }
   (void)conf_.release();  // owned by rk_ now
   rd_kafka_poll_set_consumer(rk_.get());

@@ -72,8 +72,30 @@ struct KafkaAdapter::Impl {
     detached.clear();
   }
 
-  [[nodiscard]] detail::Producer* current_producer() const noexcept {
-    return producer.load(std::memory_order_acquire);
+  std::mutex producers_mutex;  ///< guards `producers` (start() and replace_fatal())
+  std::atomic<std::uint64_t> replacements{0};
+
+  /// The producer to publish with: the current one, or (after a fatal error) a new one.
+  [[nodiscard]] detail::Producer* current_producer() {
+    auto* current = producer.load(std::memory_order_acquire);
+    if (current == nullptr || !current->fatal()) return current;
+    return replace_fatal(current);
+  }
+
+  /// An idempotent producer that hit a fatal error (librdkafka: it can no longer guarantee order
+  /// and no duplicates) is replaced by a new one; what the old one still held fails.
+  detail::Producer* replace_fatal(detail::Producer* fatal) {
+    const std::lock_guard lock(producers_mutex);
+    if (producer.load() != fatal) return producer.load();  // replaced meanwhile, or stopped
+    auto fresh = std::make_unique<detail::Producer>(detail::duplicate(producer_conf.get()), properties.publish_timeout);
+    detail::Producer* expected = fatal;
+    if (!producer.compare_exchange_strong(expected, fresh.get())) return expected;  // stop() took it
+    producers.push_back(std::move(fresh));
+    const auto count = replacements.fetch_add(1) + 1;
+    cppfly::detail::log().warn("kafka: the producer hit a fatal error ({}); replaced by a new producer ({} so far)",
+                               fatal->last_error(), count);
+    fatal->close(std::chrono::milliseconds(0));  // its undelivered records fail now
+    return producers.back().get();
   }
 
   /// Embedded cluster: topics are created (with a fixed partition count) on first use.
@@ -156,6 +178,8 @@ KafkaAdapter::~KafkaAdapter() {
 
 std::string KafkaAdapter::bootstrap_servers() const { return impl_->servers; }
 
+std::uint64_t KafkaAdapter::producer_replacements() const noexcept { return impl_->replacements.load(); }
+
 DeliveryResult KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
   auto producer = impl_->current_producer();
   if (!producer) {
@@ -177,7 +201,7 @@ void KafkaAdapter::publish_async(std::string_view topic, std::string value, mess
                         "': the Kafka adapter is not started (call start() first)");
     }
     impl_->prepare_topic(topic);
-    producer->send(topic, value, options, done);
+    producer->send(topic, std::move(value), options, done);
     return;
   } catch (const BrokerError& e) {
     error.emplace(e);
@@ -218,7 +242,7 @@ void KafkaAdapter::transaction(const std::function<void(messaging::Transactional
       impl.prepare_topic(topic);
       // A failed record fails the commit; its report needs no handling of its own.
       messaging::DeliveryCallback ignore = [](const messaging::DeliveryReport&) {};
-      producer.send(topic, value, options, ignore);
+      producer.send(topic, std::string(value), options, ignore);
     }
     bool flush(std::chrono::milliseconds timeout) override { return producer.flush(timeout); }
   } publisher(*impl_, producer);
@@ -250,7 +274,7 @@ std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, 
                         "': the Kafka adapter is not started (call start() first)");
     }
     impl_->prepare_topic(topic);
-    return producer->send(topic, value, options);
+    return producer->send(topic, std::move(value), options);
   } catch (...) {
     std::promise<DeliveryResult> failed;
     failed.set_exception(std::current_exception());
@@ -298,8 +322,11 @@ void KafkaAdapter::start() {
   auto producer = std::make_unique<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
   detail::await_cluster(producer->handle(), *producer, impl_->servers, p.connect_timeout);
   // A stopped producer has no client left (close() destroyed it): keep only its object.
-  impl_->producers.push_back(std::move(producer));
-  impl_->producer.store(impl_->producers.back().get(), std::memory_order_release);
+  {
+    const std::lock_guard lock(impl_->producers_mutex);
+    impl_->producers.push_back(std::move(producer));
+    impl_->producer.store(impl_->producers.back().get(), std::memory_order_release);
+  }
   std::vector<std::shared_ptr<detail::Consumer>> starting;
   try {
     if (!p.transactional_id_prefix.empty()) {

@@ -23,6 +23,9 @@ using Clock = std::chrono::steady_clock;
 struct Producer::Delivery {
   /// Completes the record's publish: a promise (publish, future publish_async) or a callback.
   std::variant<std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
+  /// The record's value when the caller handed it over (publish_async): librdkafka reads it in
+  /// place until the delivery report instead of copying it.
+  std::string value;
 
   // Reports free Delivery objects in bursts (one per produce request, often thousands),
   // more than malloc's per-thread cache holds; a per-thread list of spare objects makes
@@ -104,7 +107,7 @@ Producer::Producer(ConfHandle conf, std::chrono::milliseconds publish_timeout)
   rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), reason.data(), reason.size()));
   if (!rk_) {
     throw config::ConfigError(std::string("pyfly.messaging.kafka: librdkafka refused the producer configuration: ") +
-                              reason.data());
+                              masked(reason.data()));
   }
   conf.release();  // owned by rk_ now
   poller_ = std::thread([this] { poll_loop(); });
@@ -202,16 +205,26 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
                                            const messaging::PublishOptions& options) {
   auto delivery = std::make_unique<Delivery>();
   auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
-  enqueue(topic, value, options, delivery);
+  enqueue(topic, value, options, delivery, RD_KAFKA_MSG_F_COPY);
   return future;
 }
 
-void Producer::send(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+std::future<DeliveryResult> Producer::send(std::string_view topic, std::string&& value,
+                                           const messaging::PublishOptions& options) {
+  auto delivery = std::make_unique<Delivery>();
+  auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
+  delivery->value = std::move(value);
+  enqueue(topic, delivery->value, options, delivery, 0);
+  return future;
+}
+
+void Producer::send(std::string_view topic, std::string&& value, const messaging::PublishOptions& options,
                     messaging::DeliveryCallback& done) {
   auto delivery = std::make_unique<Delivery>();
   delivery->done = std::move(done);
+  delivery->value = std::move(value);
   try {
-    enqueue(topic, value, options, delivery);
+    enqueue(topic, delivery->value, options, delivery, 0);
   } catch (...) {
     done = std::move(std::get<messaging::DeliveryCallback>(delivery->done));  // not queued: the caller's again
     throw;
@@ -246,7 +259,7 @@ bool Producer::flush(std::chrono::milliseconds timeout) {
 }
 
 void Producer::enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
-                       std::unique_ptr<Delivery>& delivery) {
+                       std::unique_ptr<Delivery>& delivery, int value_flags) {
   const Visit visit(*this);
   // Only a change matters to the poll thread: a plain store, not a read-modify-write.
   sends_.store(sends_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -270,10 +283,11 @@ void Producer::enqueue(std::string_view topic, std::string_view value, const mes
 
   std::optional<Clock::time_point> deadline;  // taken when the queue is first found full
   for (;;) {
-    // librdkafka's macros cast away const; RD_KAFKA_MSG_F_COPY copies key and value.
+    // librdkafka's macros cast away const. The key is always copied (RD_KAFKA_V_KEY); the value
+    // too with RD_KAFKA_MSG_F_COPY, else it is read in place from the Delivery until the report.
     const auto err = rd_kafka_producev(
         rk_.get(), RD_KAFKA_V_TOPIC(name.c_str()), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_MSGFLAGS(value_flags),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),  // NOLINT(cppcoreguidelines-pro-type-const-cast)
         RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers.get()), RD_KAFKA_V_OPAQUE(delivery.get()),
         RD_KAFKA_V_END);
@@ -297,6 +311,7 @@ void Producer::enqueue(std::string_view topic, std::string_view value, const mes
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       reason = "the local queue stayed full for " + std::to_string(publish_timeout_.count()) + " ms (" + reason + ")";
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      fatal_ = true;
       std::array<char, 512> fatal{};
       rd_kafka_fatal_error(rk_.get(), fatal.data(), fatal.size());
       reason += std::string(": ") + fatal.data();

@@ -36,9 +36,13 @@ class Producer final : public ClientContext {
   /// messaging::BrokerError when the record cannot be enqueued (or after close()).
   [[nodiscard]] std::future<messaging::DeliveryResult> send(std::string_view topic, std::string_view value,
                                                             const messaging::PublishOptions& options);
-  /// The same, completed by `done` (run once, from the delivery report) instead of a future.
-  /// `done` is moved from only when the record is queued: when this throws, it is still the caller's.
-  void send(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+  /// The same with a value the caller hands over: librdkafka reads it in place (no copy).
+  [[nodiscard]] std::future<messaging::DeliveryResult> send(std::string_view topic, std::string&& value,
+                                                            const messaging::PublishOptions& options);
+  /// Completed by `done` (run once, from the delivery report) instead of a future; the value is
+  /// handed over. `done` is moved from only when the record is queued: when this throws, it is
+  /// still the caller's.
+  void send(std::string_view topic, std::string&& value, const messaging::PublishOptions& options,
             messaging::DeliveryCallback& done);
 
   /// Serves delivery reports until nothing is queued or `timeout` passed; true when nothing is left.
@@ -58,7 +62,8 @@ class Producer final : public ClientContext {
   void commit_transaction(std::chrono::milliseconds timeout);
   /// Aborts (what was produced is never seen by read_committed consumers); throws on failure.
   void abort_transaction(std::chrono::milliseconds timeout);
-  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(); }
+  [[nodiscard]] bool fatal() const noexcept { return fatal_.load(std::memory_order_relaxed); }
+  void on_fatal() noexcept override { fatal_.store(true); }
 
   /// Refuses new records, flushes within `flush_timeout`, fails (and logs) whatever was not
   /// delivered by then, stops the poll thread and destroys the client. Idempotent.
@@ -73,8 +78,9 @@ class Producer final : public ClientContext {
   struct Delivery;
   class Visit;
   /// Queues the record; `delivery` is released (to librdkafka) only when that succeeds.
+  /// `value_flags`: RD_KAFKA_MSG_F_COPY, or 0 when `value` lives in `delivery`.
   void enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
-               std::unique_ptr<Delivery>& delivery);
+               std::unique_ptr<Delivery>& delivery, int value_flags);
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque) noexcept;
   void poll_loop() noexcept;
 

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <future>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,9 @@ class KafkaAdapter final : public messaging::MessageBrokerPort {
 
   /// The effective bootstrap servers (for "embedded": the mock cluster's address).
   [[nodiscard]] std::string bootstrap_servers() const;
+  /// How many times a producer that hit a fatal error (librdkafka's idempotent producer can) was
+  /// replaced by a new one; each is logged. Records the old one still held failed.
+  [[nodiscard]] std::uint64_t producer_replacements() const noexcept;
 
  private:
   struct Impl;
