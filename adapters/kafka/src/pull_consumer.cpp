@@ -172,16 +172,22 @@ void PullConsumer::close() noexcept {
   try {
     // Leave the group within a bound: rd_kafka_consumer_close() may wait for a session timeout
     // when the coordinator is gone.
-    const detail::QueueHandle queue(rd_kafka_queue_new(impl_->rk.get()));
-    const detail::ErrorHandle error(rd_kafka_consumer_close_queue(impl_->rk.get(), queue.get()));
-    const auto deadline = Clock::now() + impl_->timeout;
-    while (!error && rd_kafka_consumer_closed(impl_->rk.get()) == 0 && Clock::now() < deadline) {
-      const detail::EventHandle event(rd_kafka_queue_poll(queue.get(), 100));
-      if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
-        rd_kafka_assign(impl_->rk.get(), nullptr);  // revoked at close: nothing is committed
+    bool closed = false;
+    {
+      // The queue is destroyed before the client: rd_kafka_destroy() waits for every queue of its
+      // client, so destroying the client first never returns.
+      const detail::QueueHandle queue(rd_kafka_queue_new(impl_->rk.get()));
+      const detail::ErrorHandle error(rd_kafka_consumer_close_queue(impl_->rk.get(), queue.get()));
+      const auto deadline = Clock::now() + impl_->timeout;
+      while (!error && rd_kafka_consumer_closed(impl_->rk.get()) == 0 && Clock::now() < deadline) {
+        const detail::EventHandle event(rd_kafka_queue_poll(queue.get(), 100));
+        if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
+          rd_kafka_assign(impl_->rk.get(), nullptr);  // revoked at close: nothing is committed
+        }
       }
+      closed = !error && rd_kafka_consumer_closed(impl_->rk.get()) != 0;
     }
-    if (!error && rd_kafka_consumer_closed(impl_->rk.get()) != 0) {
+    if (closed) {
       impl_->rk.reset();
     } else {
       rd_kafka_destroy_flags(impl_->rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
