@@ -2,7 +2,7 @@
 //
 // Run on demand (never a ctest test), against a broker started with scripts/kafka:
 //   build/default/bench/kafka_throughput [--messages N] [--rounds R] [--bootstrap HOST:PORT]
-//                                        [--parts producer,consumer,rss] [--sides raw,cppfly]
+//                                        [--parts producer,consumer,rss] [--sides raw,cppfly,future]
 //                                        [--window W] [--rss-messages M] [--rss-runs K] [--progress]
 //   build/default/bench/kafka_throughput --rss-drain M --topic T [--side cppfly|raw]   (one RSS child)
 //   build/default/bench/kafka_throughput --fill M --topic T                            (make a backlog)
@@ -647,7 +647,7 @@ double median(std::vector<double> v) {
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--messages N] [--rounds R] [--bootstrap HOST:PORT] [--parts producer,consumer,rss]\n"
-               "          [--sides raw,cppfly] [--window W] [--rss-messages M] [--rss-runs K] [--progress]\n"
+               "          [--sides raw,cppfly,future] [--window W] [--rss-messages M] [--rss-runs K] [--progress]\n"
                "       %s --rss-drain M --topic T [--side cppfly|raw] [--bootstrap HOST:PORT]\n"
                "       %s --fill M --topic T [--bootstrap HOST:PORT]\n",
                argv0, argv0, argv0);
@@ -732,7 +732,7 @@ int main(int argc, char** argv) {
   std::string topic;
   std::string side = "cppfly";
   std::string parts = "producer,consumer,rss";
-  std::string sides = "raw,cppfly";
+  std::string sides = "raw,cppfly,future";
   const char* env_bootstrap = std::getenv("CPPFLY_KAFKA_BOOTSTRAP");
   std::string bootstrap = env_bootstrap != nullptr ? env_bootstrap : "";
   for (int i = 1; i < argc; ++i) {
@@ -800,7 +800,7 @@ int main(int argc, char** argv) {
     part->raw.enabled = wants(sides, "raw");
     part->cppfly.enabled = wants(sides, "cppfly");
   }
-  producer.future.enabled = wants(sides, "cppfly");
+  producer.future.enabled = wants(sides, "future");
   std::printf("kafka_throughput: %lld messages x %lld rounds per side (raw, cppfly alternating), broker %s, "
               "publish_async window %lld%s\n",
               static_cast<long long>(messages), static_cast<long long>(rounds), bootstrap.c_str(),

@@ -30,8 +30,8 @@ struct Entry {
 /// What one document may hold before it is refused: bounds that keep a hostile or broken file
 /// (an alias cycle, "billion laughs" expansion) from exhausting the stack, memory or time.
 inline constexpr int kMaxDepth = 64;
-inline constexpr std::size_t kMaxEntries = 100'000;
-inline constexpr std::size_t kMaxBytes = 16u << 20;  ///< keys and values, after alias expansion
+inline constexpr std::size_t kMaxEntries = 10'000;
+inline constexpr std::size_t kMaxBytes = 4u << 20;  ///< keys and values, after alias expansion
 
 /// Collects a document's entries: canonical keys (relaxed binding), duplicate keys refused with
 /// both places, and the bounds above enforced. Each reader (YAML, TOML) feeds one.

@@ -1,6 +1,9 @@
 #include "yaml_reader.hpp"
 
 #include <yaml-cpp/yaml.h>
+#include <yaml-cpp/eventhandler.h>
+
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -121,10 +124,48 @@ class Flattener {
   EntrySink& sink_;
 };
 
+/// Counts documents through yaml-cpp's event parser, without building nodes. yaml-cpp 0.7's
+/// LoadAll() loops for ever on some invalid text (a lone ',' at the top level): its parser then
+/// hands out empty documents without moving on. More documents than any config file has means
+/// the parser is stuck, and the text is refused before LoadAll() sees it.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  static constexpr int kMaxDocuments = 64;
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    ++documents;
+    last = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  int documents{0};
+  YAML::Mark last{YAML::Mark::null_mark()};
+};
+
+void check_parser_advances(std::string_view text, const std::string& source) {
+  std::istringstream input{std::string(text)};
+  YAML::Parser parser(input);
+  DocumentCounter counter;
+  while (parser.HandleNextDocument(counter)) {
+    if (counter.documents > DocumentCounter::kMaxDocuments) {
+      throw ConfigError(fmt::format("{}: invalid YAML: the parser cannot get past this point (a stray ',' or other "
+                                    "flow indicator outside [ ] or {{ }}?)",
+                                    origin_of(counter.last, source).describe()));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<Entry> read_yaml(std::string_view text, const std::string& source) {
   try {
+    check_parser_advances(text, source);
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
     const YAML::Node* root = nullptr;
     for (const auto& document : documents) {

@@ -226,7 +226,9 @@ void Application::bind_listeners() {
     messaging::FailurePolicy policy{
         .retry = {.retries = options.retries, .delay = options.retry_delay, .backoff = options.backoff},
         .dead_letter_topic = options.dead_letter_topic,
-        .listener_name = listener.name};
+        .listener_name = listener.name,
+        .group = options.group_id,
+        .waits = retry_waits_};
     auto handler = messaging::with_failure_policy(listener.make_handler(instance), std::move(policy), port);
     std::optional<std::string> group;
     if (!options.group_id.empty()) group = options.group_id;
@@ -281,6 +283,7 @@ void Application::start() {
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;
   }
+  retry_waits_->reset();
   try {
     broker().start();
   } catch (const config::ConfigError& e) {
@@ -295,6 +298,7 @@ void Application::stop() {
   if (!running_ || stopped_) return;
   stopped_ = true;
   run_hooks(messaging::HookPhase::before_stop);
+  retry_waits_->cancel();  // a record waiting to be retried is not settled: it is delivered again
   broker_->stop();
   running_ = false;
   detail::log().info("stopped");

@@ -3,7 +3,9 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -50,16 +52,38 @@ std::string where(const Message& message) {
 
 }  // namespace
 
+/// `text` cut to at most `limit` bytes at a UTF-8 character boundary, "..." marking the cut.
+std::string bounded(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) return std::string(text);
+  std::size_t end = limit - 3;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0U) == 0x80U) --end;  // not inside a character
+  return std::string(text.substr(0, end)) + "...";
+}
+
 PublishOptions dead_letter_options(const Message& message, std::string_view exception_type,
-                                   std::string_view exception_message, int retries) {
+                                   std::string_view exception_message, int retries, std::string_view group) {
   namespace h = dead_letter_headers;
-  PublishOptions options{.key = message.key, .headers = message.headers, .partition = std::nullopt};
-  options.headers.set(h::original_topic, message.topic);
-  options.headers.set(h::exception, std::string(exception_type));
-  options.headers.set(h::exception_message, std::string(exception_message));
-  if (message.partition >= 0) options.headers.set(h::original_partition, std::to_string(message.partition));
-  if (message.offset >= 0) options.headers.set(h::original_offset, std::to_string(message.offset));
-  options.headers.set(h::retry_count, std::to_string(retries));
+  static constexpr std::string_view kDiagnostics[] = {h::original_topic,     h::exception,        h::exception_message,
+                                                      h::original_partition, h::original_offset,  h::original_timestamp,
+                                                      h::original_group,     h::retry_count};
+  PublishOptions options{.key = message.key, .headers = {}, .partition = std::nullopt};
+  // A record dead-lettered before (then redriven) carries earlier diagnostics: they are replaced,
+  // never stacked, so the record cannot grow with each trip.
+  for (const auto& [name, value] : message.headers) {
+    if (std::find(std::begin(kDiagnostics), std::end(kDiagnostics), name) == std::end(kDiagnostics)) {
+      options.headers.add(name, value);
+    }
+  }
+  options.headers.add(std::string(h::original_topic), message.topic);
+  options.headers.add(std::string(h::exception), std::string(exception_type));
+  options.headers.add(std::string(h::exception_message), bounded(exception_message, h::exception_message_limit));
+  if (message.partition >= 0) options.headers.add(std::string(h::original_partition), std::to_string(message.partition));
+  if (message.offset >= 0) options.headers.add(std::string(h::original_offset), std::to_string(message.offset));
+  if (message.timestamp_ms >= 0) {
+    options.headers.add(std::string(h::original_timestamp), std::to_string(message.timestamp_ms));
+  }
+  if (!group.empty()) options.headers.add(std::string(h::original_group), std::string(group));
+  options.headers.add(std::string(h::retry_count), std::to_string(retries));
   return options;
 }
 
@@ -68,7 +92,7 @@ MessageHandler with_failure_policy(MessageHandler handler, FailurePolicy policy,
     auto dead_letter = [&](const Failure& failure, int retries) {
       try {
         broker.publish(policy.dead_letter_topic, message.value,
-                       dead_letter_options(message, failure.type, failure.message, retries));
+                       dead_letter_options(message, failure.type, failure.message, retries, policy.group));
       } catch (const std::exception& e) {
         // Neither handled nor dead-lettered: the adapter must deliver it again, not acknowledge it.
         detail::log().error("listener {}: {} could not be sent to dead-letter topic '{}': {}", policy.listener_name,
@@ -100,7 +124,14 @@ MessageHandler with_failure_policy(MessageHandler handler, FailurePolicy policy,
           auto wait = policy.retry.delay_before(attempt + 1);
           detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms", policy.listener_name,
                              where(message), failure.type, failure.message, attempt + 1, retries, wait.count());
-          if (wait.count() > 0) std::this_thread::sleep_for(wait);
+          const bool waited = policy.waits ? policy.waits->wait_for(wait)
+                                           : (std::this_thread::sleep_for(wait), true);
+          if (!waited) {
+            // Stopping: not settled, so the adapter does not acknowledge it and it comes again.
+            detail::log().info("listener {}: {} not retried: stopping; it is delivered again", policy.listener_name,
+                               where(message));
+            throw RedeliveryRequired("retry cancelled: the application is stopping");
+          }
           continue;
         }
         if (policy.dead_letter_topic.empty()) {

@@ -10,7 +10,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 using namespace cppfly;
 using namespace cppfly::messaging;
@@ -224,4 +226,35 @@ TEST_CASE("application stopped and started again delivers each message once per 
   auto& broker = memory(app);
   app.stop();
   CHECK_FALSE(broker.running());
+}
+
+TEST_CASE("application stop cuts a retry wait short and leaves the message unsettled", "[application][retry]") {
+  ListenerRegistry registry;
+  std::atomic<int> calls{0};
+  registry.add(make_listener(
+      "flaky",
+      [&](const Message&) {
+        ++calls;
+        throw std::runtime_error("down");
+      },
+      {.topic = "t", .group_id = "g", .retries = 5, .retry_delay = 60s, .dead_letter_topic = "t-dlq"}));
+  Application app(memory_config(), registry);
+  app.start();
+  std::exception_ptr outcome;
+  std::thread publisher([&] {
+    try {
+      app.broker().publish("t", "x");  // the memory broker delivers inline: the retries run here
+    } catch (...) {
+      outcome = std::current_exception();
+    }
+  });
+  while (calls.load() == 0) std::this_thread::yield();
+  const auto start = std::chrono::steady_clock::now();
+  app.stop();  // waits for the delivery in flight, which no longer waits 60 s for its retry
+  publisher.join();
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  REQUIRE(outcome);
+  CHECK_THROWS_AS(std::rethrow_exception(outcome), RedeliveryRequired);
+  CHECK(calls.load() == 1);
+  CHECK(memory(app).published("t-dlq").empty());
 }

@@ -1,9 +1,15 @@
 // The retry + dead-letter wrapper, on the in-memory broker.
+#include <map>
+
 #include <catch2/catch.hpp>
 
 #include <cppfly/messaging/dead_letter.hpp>
 #include <cppfly/messaging/in_memory_broker.hpp>
 #include <cppfly/messaging/json_codec.hpp>
+
+#include <atomic>
+#include <memory>
+#include <thread>
 
 using namespace cppfly::messaging;
 using namespace std::chrono_literals;
@@ -126,6 +132,37 @@ TEST_CASE("dead_letter_options keeps key and headers and adds the dead-letter he
   CHECK_FALSE(options.partition.has_value());
 }
 
+TEST_CASE("dead_letter_options adds timestamp and group, bounds the message and never stacks", "[dlq]") {
+  Message m{.topic = "orders", .value = "v", .key = "k", .headers = {{"trace", "t-1"}}, .partition = 1, .offset = 7,
+            .timestamp_ms = 1700000000123};
+  const std::string long_message = std::string(2000, 'x') + "\xC3\xA9";  // 2,002 bytes, ends in a 2-byte character
+  auto first = dead_letter_options(m, "std::runtime_error", long_message, 3, "billing");
+  CHECK(first.headers.get("x-original-timestamp") == std::optional<std::string_view>("1700000000123"));
+  CHECK(first.headers.get("x-original-group") == std::optional<std::string_view>("billing"));
+  CHECK(first.headers.get("x-retry-count") == std::optional<std::string_view>("3"));
+  const auto cut = first.headers.get("x-exception-message");
+  REQUIRE(cut.has_value());
+  CHECK(cut->size() <= dead_letter_headers::exception_message_limit);
+  CHECK(cut->ends_with("..."));
+
+  // Redriven to orders and dead-lettered again (from another partition, no group): the earlier
+  // diagnostics are replaced, none is left over or repeated, the user's own headers stay.
+  Message again{.topic = "orders", .value = "v", .key = "k", .headers = first.headers, .partition = 0, .offset = 99};
+  auto second = dead_letter_options(again, "std::logic_error", "still bad", 1);
+  std::map<std::string, int> counts;
+  for (const auto& [name, value] : second.headers) ++counts[name];
+  for (const auto& [name, count] : counts) {
+    INFO(name);
+    CHECK(count == 1);
+  }
+  CHECK(second.headers.get("trace") == std::optional<std::string_view>("t-1"));
+  CHECK(second.headers.get("x-exception") == std::optional<std::string_view>("std::logic_error"));
+  CHECK(second.headers.get("x-original-offset") == std::optional<std::string_view>("99"));
+  CHECK(second.headers.get("x-retry-count") == std::optional<std::string_view>("1"));
+  CHECK_FALSE(second.headers.contains("x-original-group"));
+  CHECK_FALSE(second.headers.contains("x-original-timestamp"));
+}
+
 TEST_CASE("retry: a dead-letter publish that fails asks the adapter to deliver the message again", "[retry][dlq]") {
   /// Refuses every publish: the dead-letter topic cannot be reached.
   struct DownBroker : MessageBrokerPort {
@@ -142,4 +179,34 @@ TEST_CASE("retry: a dead-letter publish that fails asks the adapter to deliver t
   auto handler = with_failure_policy([](const Message&) { throw std::runtime_error("boom"); }, policy(1, "dlq"), down);
   CHECK_THROWS_AS(handler(Message{.topic = "orders", .value = "x"}), RedeliveryRequired);
   CHECK_THROWS_WITH(handler(Message{.topic = "orders", .value = "x"}), Catch::Contains("cannot reach 'dlq'"));
+}
+
+TEST_CASE("retry: cancelled waits end a retry wait at once and leave the message unsettled", "[retry][stop]") {
+  InMemoryMessageBroker broker;
+  std::atomic<int> calls{0};
+  auto waits = std::make_shared<RetryWaits>();
+  FailurePolicy stoppable = policy(5, "orders-dlq");
+  stoppable.retry.delay = 60s;
+  stoppable.waits = waits;
+  broker.subscribe("orders", with_failure_policy([&](const Message&) {
+    ++calls;
+    throw TransientError("down");
+  }, stoppable, broker));
+  broker.start();
+  // Cancels once the first attempt failed, i.e. while the wrapper waits 60 s for retry 1.
+  std::thread stopper([&] {
+    while (calls.load() == 0) std::this_thread::yield();
+    waits->cancel();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(broker.publish("orders", "x"), RedeliveryRequired);
+  stopper.join();
+  CHECK(std::chrono::steady_clock::now() - start < 30s);
+  CHECK(calls.load() == 1);
+  CHECK(broker.published("orders-dlq").empty());  // neither retried nor dead-lettered
+
+  // Cancelled stays cancelled (a wait ends at once) until reset().
+  CHECK_FALSE(waits->wait_for(60s));
+  waits->reset();
+  CHECK(waits->wait_for(1ms));
 }

@@ -12,6 +12,7 @@
 #include <cppfly/detail/log.hpp>
 
 #include "client_config.hpp"
+#include "commit.hpp"
 #include "record.hpp"
 
 namespace cppfly::kafka::detail {
@@ -270,19 +271,7 @@ bool Consumer::commit_stored(const char* why) {
   if (broadcast()) return true;  // broadcast subscriptions never commit
   if (coordinator_lost_) return false;
   auto& log = cppfly::detail::log();
-  const QueueHandle queue(rd_kafka_queue_new(rk_.get()));
-  auto err = rd_kafka_commit_queue(rk_.get(), nullptr, queue.get(), nullptr, nullptr);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const auto deadline = Clock::now() + cluster_timeout_;
-    err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    while (Clock::now() < deadline) {
-      const EventHandle event(rd_kafka_queue_poll(queue.get(), std::min(millis_left(deadline), 100)));
-      if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
-        err = rd_kafka_event_error(event.get());
-        break;
-      }
-    }
-  }
+  const auto err = commit_stored_offsets(rk_.get(), cluster_timeout_);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     log.debug("kafka: {}: committed offsets ({})", description(), why);
   } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {

@@ -6,7 +6,9 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <mutex>
 #include <variant>
+#include <vector>
 
 #include <cppfly/config/config.hpp>
 #include <cppfly/detail/log.hpp>
@@ -22,14 +24,17 @@ using Clock = std::chrono::steady_clock;
 /// The topic is not kept: the report names it (rd_kafka_topic_name).
 struct Producer::Delivery {
   /// Completes the record's publish: a promise (publish, future publish_async) or a callback.
-  std::variant<std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
+  /// Empty until send() sets one (a default promise would allocate its shared state for nothing).
+  std::variant<std::monostate, std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
   /// The record's value when the caller handed it over (publish_async): librdkafka reads it in
   /// place until the delivery report instead of copying it.
   std::string value;
 
   // Reports free Delivery objects in bursts (one per produce request, often thousands),
-  // more than malloc's per-thread cache holds; a per-thread list of spare objects makes
-  // the next send()s' allocations a pointer pop instead of a trip into the allocator.
+  // more than malloc's per-thread cache holds, and often on another thread than the one that
+  // sends (the producer's poll thread). Spare objects are kept per thread and move between
+  // threads a batch at a time through a shared depot, so most send()s take a spare with a
+  // pointer pop instead of a trip into the allocator.
   static void* operator new(std::size_t size) {
     if (auto* list = spares(); list != nullptr && size == sizeof(Delivery)) {
       if (void* spare = list->pop()) return spare;
@@ -49,7 +54,11 @@ struct Producer::Delivery {
     Spares& operator=(const Spares&) = delete;
     ~Spares() {
       gone() = true;  // reports served later on this thread (a static adapter) bypass the list
-      while (void* block = pop()) ::operator delete(block);
+      while (top_ != nullptr) {
+        Node* node = top_;
+        top_ = node->next;
+        ::operator delete(node);
+      }
     }
     /// Trivially destructible, so still readable after ~Spares() on an exiting thread.
     static bool& gone() noexcept {
@@ -57,7 +66,7 @@ struct Producer::Delivery {
       return flag;
     }
     void* pop() noexcept {
-      if (top_ == nullptr) return nullptr;
+      if (top_ == nullptr && !refill()) return nullptr;
       Node* node = top_;
       top_ = node->next;
       --count_;
@@ -65,17 +74,61 @@ struct Producer::Delivery {
     }
     bool push(void* block) noexcept {
       static_assert(sizeof(Delivery) >= sizeof(Node), "a spare Delivery holds a list link");
-      if (count_ == kCapacity) return false;
+      if (count_ == kCapacity && !spill()) return false;
       top_ = ::new (block) Node{top_};
       ++count_;
       return true;
     }
 
    private:
-    static constexpr std::size_t kCapacity = 16384;
+    static constexpr std::size_t kBatch = 512;
+    static constexpr std::size_t kCapacity = 2 * kBatch;
+    static constexpr std::size_t kDepotBatches = 64;
     struct Node {
       Node* next;
     };
+    struct Batch {
+      Node* top;
+      std::size_t count;
+    };
+    struct Depot {
+      std::mutex mutex;
+      std::vector<Batch> batches;
+      Depot() { batches.reserve(kDepotBatches); }
+    };
+    /// Never destroyed: threads (and their reports) may run after static destructors.
+    static Depot& depot() noexcept {
+      static Depot* const shared = new Depot;
+      return *shared;
+    }
+    /// An empty list takes a batch from the depot.
+    bool refill() noexcept {
+      Depot& shared = depot();
+      const std::lock_guard lock(shared.mutex);
+      if (shared.batches.empty()) return false;
+      top_ = shared.batches.back().top;
+      count_ = shared.batches.back().count;
+      shared.batches.pop_back();
+      return true;
+    }
+    /// A full list hands a batch to the depot; false when the depot is full too.
+    bool spill() noexcept {
+      Depot& shared = depot();
+      const std::lock_guard lock(shared.mutex);
+      if (shared.batches.size() == kDepotBatches) return false;
+      Batch batch{nullptr, 0};
+      while (batch.count < kBatch) {
+        Node* node = top_;
+        top_ = node->next;
+        node->next = batch.top;
+        batch.top = node;
+        ++batch.count;
+      }
+      count_ -= kBatch;
+      shared.batches.push_back(batch);  // within the reserved capacity: no allocation
+      return true;
+    }
+
     Node* top_{nullptr};
     std::size_t count_{0};
   };
@@ -164,8 +217,9 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
       }
       return;
     }
-    auto& callback = std::get<messaging::DeliveryCallback>(delivery->done);
-    callback(messaging::DeliveryReport{topic, message->partition, message->offset, error ? &*error : nullptr});
+    auto* callback = std::get_if<messaging::DeliveryCallback>(&delivery->done);
+    if (callback == nullptr || !*callback) return;
+    (*callback)(messaging::DeliveryReport{topic, message->partition, message->offset, error ? &*error : nullptr});
   } catch (const std::exception& e) {  // nothing may escape into librdkafka
     cppfly::detail::log().error("kafka producer: delivery callback for '{}' threw: {}", topic, e.what());
   } catch (...) {
@@ -204,7 +258,7 @@ class TopicName {
 std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_view value,
                                            const messaging::PublishOptions& options) {
   auto delivery = std::make_unique<Delivery>();
-  auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
+  auto future = delivery->done.emplace<std::promise<DeliveryResult>>().get_future();
   enqueue(topic, value, options, delivery, RD_KAFKA_MSG_F_COPY);
   return future;
 }
@@ -212,7 +266,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string_v
 std::future<DeliveryResult> Producer::send(std::string_view topic, std::string&& value,
                                            const messaging::PublishOptions& options) {
   auto delivery = std::make_unique<Delivery>();
-  auto future = std::get<std::promise<DeliveryResult>>(delivery->done).get_future();
+  auto future = delivery->done.emplace<std::promise<DeliveryResult>>().get_future();
   delivery->value = std::move(value);
   enqueue(topic, delivery->value, options, delivery, 0);
   return future;
@@ -221,7 +275,7 @@ std::future<DeliveryResult> Producer::send(std::string_view topic, std::string&&
 void Producer::send(std::string_view topic, std::string&& value, const messaging::PublishOptions& options,
                     messaging::DeliveryCallback& done) {
   auto delivery = std::make_unique<Delivery>();
-  delivery->done = std::move(done);
+  delivery->done.emplace<messaging::DeliveryCallback>(std::move(done));
   delivery->value = std::move(value);
   try {
     enqueue(topic, delivery->value, options, delivery, 0);

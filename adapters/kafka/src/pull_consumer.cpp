@@ -10,6 +10,7 @@
 #include "client_config.hpp"
 #include "client_context.hpp"
 #include "cluster_probe.hpp"
+#include "commit.hpp"
 #include "handles.hpp"
 #include "record.hpp"
 
@@ -35,7 +36,7 @@ struct PullConsumer::Impl final : detail::ClientContext {
     auto* self = static_cast<Impl*>(static_cast<detail::ClientContext*>(opaque));
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       // What poll() returned before the revoke is committed for the next owner.
-      const auto cerr = rd_kafka_commit(rk, nullptr, 0);
+      const auto cerr = detail::commit_stored_offsets(rk, self->timeout);
       if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         cppfly::detail::log().warn("kafka: {}: commit on revoke failed: {}", self->description(), rd_kafka_err2str(cerr));
       }
@@ -122,9 +123,11 @@ std::vector<messaging::Message> PullConsumer::poll(std::chrono::milliseconds tim
 
 void PullConsumer::commit() {
   if (!impl_->rk) throw BrokerError("kafka: " + impl_->description() + " is closed");
-  const auto err = rd_kafka_commit(impl_->rk.get(), nullptr, 0);
+  const auto err = detail::commit_stored_offsets(impl_->rk.get(), impl_->timeout);
   if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;  // nothing new since the last commit
-  impl_->check(err, "commit");
+  impl_->check(err, err == RD_KAFKA_RESP_ERR__TIMED_OUT
+                        ? "commit: no answer within connect-timeout (" + std::to_string(impl_->timeout.count()) + " ms)"
+                        : std::string("commit"));
 }
 
 void PullConsumer::commit_async() {
@@ -174,8 +177,7 @@ void PullConsumer::close() noexcept {
     // when the coordinator is gone.
     bool closed = false;
     {
-      // The queue is destroyed before the client: rd_kafka_destroy() waits for every queue of its
-      // client, so destroying the client first never returns.
+      // The queue must be gone before the client is destroyed (it holds a reference to it).
       const detail::QueueHandle queue(rd_kafka_queue_new(impl_->rk.get()));
       const detail::ErrorHandle error(rd_kafka_consumer_close_queue(impl_->rk.get(), queue.get()));
       const auto deadline = Clock::now() + impl_->timeout;

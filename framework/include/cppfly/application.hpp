@@ -13,6 +13,7 @@
 #include <cppfly/config/config.hpp>
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/listener_registry.hpp>
+#include <cppfly/messaging/retry_policy.hpp>
 
 namespace cppfly {
 
@@ -74,6 +75,7 @@ class Application {
   std::unique_ptr<messaging::MessageBrokerPort> broker_;
   std::unordered_map<std::type_index, void*> instances_;
   std::vector<std::shared_ptr<void>> owned_services_;
+  std::shared_ptr<messaging::RetryWaits> retry_waits_{std::make_shared<messaging::RetryWaits>()};
   bool running_{false};
   bool bound_{false};
   bool stopped_{false};

@@ -32,8 +32,9 @@ class PullConsumer {
   /// Up to `max_records` records: waits at most `timeout` for the first, then takes what is
   /// already fetched. Empty when nothing came. Partitions are assigned during poll().
   [[nodiscard]] std::vector<messaging::Message> poll(std::chrono::milliseconds timeout, std::size_t max_records = 500);
-  /// Commits the position after every record poll() returned; waits for the broker. Throws
-  /// messaging::BrokerError on failure. Partitions revoked in a rebalance are committed then.
+  /// Commits the position after every record poll() returned; waits for the broker at most
+  /// connect-timeout. Throws messaging::BrokerError on failure or timeout. Partitions revoked in a
+  /// rebalance are committed then.
   void commit();
   /// The same without waiting; a failure is logged.
   void commit_async();

@@ -1,0 +1,756 @@
+#!/usr/bin/env python3
+"""Fault tests: real fault_service processes, real signals, real Apache Kafka brokers.
+
+    faults.py SCENARIO --service PATH --publisher PATH --work-dir DIR --root REPO
+
+Records carry ids 0..N-1 ({"id": N}); each handler appends its record's id to a file with one
+write(2), so a kill -9 loses no written line. Missing and duplicate ids are counted from those
+files. Every wait is bounded and waits on a condition. The figures of a run are printed as one
+line `FIGURES {...}` and written to <work dir>/figures.json.
+
+The shared broker is CPPFLY_KAFKA_BOOTSTRAP (scripts/test starts it). Scenarios whose fault is a
+broker start their own with scripts/kafka, on ports derived from CPPFLY_KAFKA_PORT /
+CPPFLY_KAFKA_CONTROLLER_PORT (defaults 19092 / 19093) and run dirs under <root>/build/kafka.
+"""
+import argparse
+import collections
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ARGS = None
+FIGURES = {}
+
+
+class Failure(Exception):
+    pass
+
+
+def log(text):
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def check(condition, text):
+    if not condition:
+        raise Failure(text)
+
+
+def wait_until(condition, timeout, what, interval=0.05):
+    """Polls `condition` until it is true; fails after `timeout` seconds. Returns the seconds waited."""
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise Failure(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- brokers
+
+
+def shared_bootstrap():
+    bootstrap = os.environ.get("CPPFLY_KAFKA_BOOTSTRAP", "")
+    check(bootstrap, "CPPFLY_KAFKA_BOOTSTRAP is not set: start a broker with scripts/kafka start")
+    return bootstrap
+
+
+class OwnBroker:
+    """A broker (or cluster) of this test's own, run by scripts/kafka. A single node takes its client
+    port to client port + 4 (PLAINTEXT, SSL, SASL PLAIN, SASL SCRAM) and its controller port; node I of
+    a cluster takes client port + 10*I and controller port + 10*I (PLAINTEXT only)."""
+
+    def __init__(self, name, port_offset, nodes=1):
+        base = int(os.environ.get("CPPFLY_KAFKA_PORT", "19092"))
+        controller = int(os.environ.get("CPPFLY_KAFKA_CONTROLLER_PORT", "19093"))
+        self.env = dict(os.environ)
+        self.env["CPPFLY_KAFKA_PORT"] = str(base + port_offset)
+        self.env["CPPFLY_KAFKA_CONTROLLER_PORT"] = str(controller + port_offset)
+        self.env["CPPFLY_KAFKA_RUN"] = os.path.join(ARGS.root, "build", "kafka", name)
+        for listener in ("SSL", "SASL_PLAIN", "SASL_SCRAM"):  # derived from the client port, not shared
+            self.env.pop(f"CPPFLY_KAFKA_{listener}_PORT", None)
+        self.nodes = nodes
+        self.bootstrap = None
+
+    def run(self, *command, timeout=150):
+        argv = [os.path.join(ARGS.root, "scripts", "kafka")]
+        if self.nodes > 1:
+            argv += ["--nodes", str(self.nodes)]
+        argv += list(command)
+        start = time.monotonic()
+        result = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout)
+        elapsed = time.monotonic() - start
+        log(f"scripts/kafka {' '.join(argv[1:])}: exit {result.returncode} in {elapsed:.1f} s "
+            f"{result.stdout.strip()} {result.stderr.strip()[-2000:]}")
+        check(result.returncode == 0, f"scripts/kafka {' '.join(command)} failed")
+        return elapsed
+
+    def start(self):
+        self.run("start")
+        sub = "cluster" if self.nodes > 1 else ""
+        with open(os.path.join(self.env["CPPFLY_KAFKA_RUN"], sub, "bootstrap")) as f:
+            self.bootstrap = f.read().strip()
+        return self.bootstrap
+
+    def stop(self):
+        try:
+            self.run("stop")
+        except Exception as e:  # noqa: BLE001 - cleanup must go on
+            log(f"stopping the broker failed: {e}")
+
+
+def create_topic(bootstrap, topic, partitions, replication=1):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, partitions, replication)], operation_timeout=30)
+    futures[topic].result(timeout=60)
+
+    def ready():
+        md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        return md is not None and md.error is None and len(md.partitions) == partitions and all(
+            p.leader >= 0 for p in md.partitions.values())
+
+    wait_until(ready, 60, f"topic {topic} to have leaders", interval=0.2)
+
+
+def produce(bootstrap, topic, count, value_of=None):
+    """Publishes ids 0..count-1 with Python's confluent-kafka (librdkafka), all acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
+                         "queue.buffering.max.messages": 200000})
+    errors = []
+
+    def done(err, _msg):
+        if err is not None:
+            errors.append(err)
+
+    start = time.monotonic()
+    for i in range(count):
+        value = value_of(i) if value_of else json.dumps({"id": i})
+        while True:
+            try:
+                producer.produce(topic, value=value, key=str(i), on_delivery=done)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(120)
+    check(left == 0 and not errors, f"producing {count} records: {left} undelivered, errors {errors[:3]}")
+    log(f"produced {count} records to {topic} in {time.monotonic() - start:.1f} s")
+
+
+def committed_total(bootstrap, group, topic, partitions):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return sum(max(tp.offset, 0) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap, topic, expected, timeout):
+    """Reads `topic` from the beginning until `expected` records came (or the timeout)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-reader-" + uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    records = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            records.append(msg)
+        # Anything beyond `expected` that is already there: read until 3 s of quiet.
+        quiet = time.monotonic() + 3
+        while time.monotonic() < quiet:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                records.append(msg)
+    finally:
+        consumer.close()
+    return records
+
+
+# ---------------------------------------------------------------- the service processes
+
+
+class LineCounter:
+    """Counts the lines of a growing file, reading only what was appended since the last call."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def __call__(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return 0
+        end = data.rfind(b"\n") + 1
+        self.lines += data.count(b"\n", 0, end)
+        self.offset += end
+        return self.lines
+
+
+def ids_in(*paths):
+    counts = collections.Counter()
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                counts.update(int(line) for line in f if line.strip())
+    return counts
+
+
+def tally(expected_ids, *paths):
+    counts = ids_in(*paths)
+    expected = set(expected_ids)
+    missing = len(expected - set(counts))
+    duplicates = sum(n - 1 for n in counts.values())
+    unexpected = len(set(counts) - expected)
+    return {"handled": sum(counts.values()), "missing": missing, "duplicates": duplicates, "unexpected": unexpected}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """One fault_service (or fault_publisher) process with its own pyfly.yaml."""
+
+    def __init__(self, name, bootstrap, env, kafka=None, consumer_properties=None, publisher=False):
+        self.name = name
+        self.dir = os.path.join(ARGS.work_dir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        kafka = {"connect-timeout": "10s", "publish-timeout": "30s", **(kafka or {})}
+        lines = ["pyfly:", "  messaging:", "    provider: kafka", "    kafka:",
+                 f"      bootstrap-servers: \"{bootstrap}\"", f"      client-id: fault-{name}"]
+        lines += [f"      {k}: \"{v}\"" for k, v in kafka.items()]
+        # A killed member holds its partitions until its session times out: 6 s (the broker's
+        # minimum) instead of 45 s keeps the tests short.
+        consumer_properties = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+                               **(consumer_properties or {})}
+        lines.append("      consumer-properties:")
+        lines += [f"        {k}: \"{v}\"" for k, v in consumer_properties.items()]
+        self.config = os.path.join(self.dir, "pyfly.yaml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.env = dict(os.environ)
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.binary = ARGS.publisher if publisher else ARGS.service
+        self.proc = None
+        self.runs = 0
+
+    def start(self):
+        self.runs += 1
+        self.stderr_path = os.path.join(self.dir, f"stderr.{self.runs}.log")
+        self.stderr = open(self.stderr_path, "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([self.binary, "--config", self.config], env=self.env, cwd=self.dir,
+                                     stdout=self.stderr, stderr=subprocess.STDOUT)
+        log(f"{self.name}: started pid {self.proc.pid}")
+        return self
+
+    def wait_assigned(self, timeout=60):
+        wait_until(lambda: "assigned partitions" in self.log_text(), timeout, f"{self.name} to get partitions",
+                   interval=0.1)
+
+    def log_text(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        log(f"{self.name}: {signal.Signals(sig).name} to pid {self.proc.pid}")
+        self.proc.send_signal(sig)
+        self.signalled = time.monotonic()
+
+    def wait_exit(self, timeout):
+        """The exit code and the seconds since the signal (or the start)."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise Failure(f"{self.name} did not exit within {timeout} s")
+        since = getattr(self, "signalled", self.started)
+        elapsed = time.monotonic() - since
+        self.stderr.close()
+        log(f"{self.name}: exited with {code} after {elapsed:.2f} s")
+        return code, elapsed
+
+    def stop(self, timeout=30):
+        self.signal(signal.SIGTERM)
+        code, elapsed = self.wait_exit(timeout)
+        check(code == 0, f"{self.name}: exit code {code} after SIGTERM (log {self.stderr_path})")
+        return elapsed
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+SERVICES = []
+
+
+def service(*args, **kwargs):
+    s = Service(*args, **kwargs)
+    SERVICES.append(s)
+    return s
+
+
+def unique(name):
+    return f"faults-{name}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def scenario_stop_mid_stream(sig):
+    """100,000 records over 6 partitions; `sig` to the listener at ~40 % handled; restart; drain."""
+    bootstrap = shared_bootstrap()
+    n, partitions = 100_000, 6
+    topic, group = unique("stream"), unique("group")
+    create_topic(bootstrap, topic, partitions)
+    produce(bootstrap, topic, n)
+    out = os.path.join(ARGS.work_dir, "handled")
+    # 50 µs (at least) per record: the stream lasts some seconds, so offsets were committed (every
+    # commit-interval, 1 s) before the signal comes.
+    env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_DELAY_US": 50}
+    first = service("listener", bootstrap, {**env, "FAULT_OUT": out + ".1"})
+    t0 = time.monotonic()
+    first.start()
+    handled = LineCounter(out + ".1")
+    wait_until(lambda: handled() >= 0.4 * n, 120, "40 % handled", interval=0.01)
+    first.signal(sig)
+    code, exit_s = first.wait_exit(60)
+    before = handled()
+    committed = committed_total(bootstrap, group, topic, partitions)
+    uncommitted = before - committed
+    FIGURES.update({"records": n, "partitions": partitions, "signal": signal.Signals(sig).name,
+                    "signal_after_seconds": round(first.signalled - first.started, 1),
+                    "handled_at_exit": before, "committed_at_exit": committed,
+                    "uncommitted_at_exit": uncommitted, "exit_code": code, "exit_seconds": round(exit_s, 2)})
+    if sig == signal.SIGKILL:
+        check(code == -signal.SIGKILL, f"exit code {code}")
+    else:
+        check(code == 0, f"exit code {code} after SIGTERM")
+    second = service("listener2", bootstrap, {**env, "FAULT_OUT": out + ".2"})
+    second.start()
+    both = LineCounter(out + ".2")
+    wait_until(lambda: before + both() >= n and len(ids_in(out + ".1", out + ".2")) >= n, 180,
+               "every id handled", interval=0.2)
+    second.stop()
+    drain_s = time.monotonic() - t0
+    result = tally(range(n), out + ".1", out + ".2")
+    FIGURES.update(result)
+    FIGURES["total_seconds"] = round(drain_s, 1)
+    check(result["missing"] == 0, f"{result['missing']} records missing")
+    check(result["unexpected"] == 0, "unexpected ids")
+    if sig == signal.SIGKILL:
+        check(result["duplicates"] <= uncommitted,
+              f"{result['duplicates']} duplicates, more than the {uncommitted} handled but uncommitted")
+    else:
+        check(result["duplicates"] == 0, f"{result['duplicates']} duplicates after a clean stop")
+
+
+def scenario_kill9():
+    scenario_stop_mid_stream(signal.SIGKILL)
+
+
+def scenario_sigterm():
+    scenario_stop_mid_stream(signal.SIGTERM)
+
+
+def wait_handled(expected_ids, paths, timeout, what="every id handled"):
+    """Until every id of `expected_ids` is in the handled files."""
+    expected = set(expected_ids)
+    counters = [LineCounter(p) for p in paths]
+    return wait_until(lambda: sum(c() for c in counters) >= len(expected) and expected <= set(ids_in(*paths)),
+                      timeout, what, interval=0.2)
+
+
+def read_ids(path):
+    return [int(line) for line in open(path) if line.strip()] if os.path.exists(path) else []
+
+
+def publish_errors(path):
+    """[(id, elapsed ms, error)] of a publisher's error file."""
+    rows = []
+    if os.path.exists(path):
+        for line in open(path):
+            ident, ms, error = line.rstrip("\n").split(" ", 2)
+            rows.append((int(ident), int(ms), error))
+    return rows
+
+
+def scenario_broker_restart():
+    """A publisher (sync publish) and a listener while the broker is down for 10 s."""
+    broker = OwnBroker("fault-restart", 40)
+    CLEANUPS.append(broker.stop)
+    bootstrap = broker.start()
+    topic, group = unique("restart"), unique("group")
+    create_topic(bootstrap, topic, 3)
+    publish_timeout_s = 5
+    kafka = {"publish-timeout": f"{publish_timeout_s}s", "connect-timeout": "5s"}
+    files = {k: os.path.join(ARGS.work_dir, k) for k in ("handled", "acked", "errors", "done")}
+    n, rate = 4000, 100  # 40 s of publishing at 100 records/s, one sync publish at a time
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group,
+                                               "FAULT_OUT": files["handled"]}, kafka=kafka)
+    listener.start().wait_assigned()
+    publisher = service("publisher", bootstrap, {"FAULT_TOPIC": topic, "FAULT_PUBLISH_COUNT": n,
+                                                 "FAULT_PUBLISH_RATE": rate, "FAULT_ACKED": files["acked"],
+                                                 "FAULT_PUBLISH_ERRORS": files["errors"],
+                                                 "FAULT_PUBLISH_DONE": files["done"]}, kafka=kafka, publisher=True)
+    publisher.start()
+    acked = LineCounter(files["acked"])
+    wait_until(lambda: acked() >= 1000, 60, "1000 acknowledged publishes")
+    stop_s = broker.run("stop")
+    down_since = time.monotonic()
+    acked_at_stop = acked()
+    time.sleep(10)  # the outage itself: the broker stays down for 10 s
+    resume_s = broker.run("resume")
+    down_s = time.monotonic() - down_since
+    wait_until(lambda: os.path.exists(files["done"]) and os.path.getsize(files["done"]) > 0, 120,
+               "the publisher to finish")
+    acked_ids = read_ids(files["acked"])
+    wait_handled(acked_ids, [files["handled"]], 90, "every acknowledged record handled")
+    listener_stop_s = listener.stop()
+    publisher_stop_s = publisher.stop()
+    errors = publish_errors(files["errors"])
+    done_acked, done_failed, slowest_ms = (int(x) for x in open(files["done"]).read().split())
+    result = tally(acked_ids, files["handled"])
+    FIGURES.update({"published": n, "acknowledged": len(acked_ids), "acknowledged_before_stop": acked_at_stop,
+                    "failed_publishes": len(errors), "slowest_publish_ms": slowest_ms,
+                    "slowest_failed_publish_ms": max((e[1] for e in errors), default=0),
+                    "publish_timeout_ms": publish_timeout_s * 1000, "broker_down_seconds": round(down_s, 1),
+                    "broker_stop_seconds": round(stop_s, 1), "broker_resume_seconds": round(resume_s, 1),
+                    "acknowledged_missing": result["missing"], "duplicates": result["duplicates"],
+                    "listener_stop_seconds": round(listener_stop_s, 2),
+                    "publisher_stop_seconds": round(publisher_stop_s, 2),
+                    "first_error": errors[0][2] if errors else ""})
+    check(done_acked == len(acked_ids) and done_failed == len(errors), "publisher totals disagree with its files")
+    check(done_acked + done_failed == n, f"{n - done_acked - done_failed} publishes neither acked nor failed")
+    check(result["missing"] == 0, f"{result['missing']} acknowledged records not handled")
+    # Every publish ends within its bound: publish-timeout, plus up to 1 s because librdkafka checks
+    # message timeouts once a second (0.5 s more for a busy machine).
+    check(slowest_ms <= publish_timeout_s * 1000 + 1500, f"a publish took {slowest_ms} ms")
+    for ident, ms, error in errors:
+        check("publish to" in error, f"unclear publish error for {ident}: {error}")
+
+
+def scenario_leader_crash():
+    """kill -9 the leader of partition 0 of a 3-node cluster while publishing 50,000 records."""
+    cluster = OwnBroker("fault-cluster", 0, nodes=3)
+    CLEANUPS.append(cluster.stop)
+    bootstrap = cluster.start()
+    topic, group = unique("leader"), unique("group")
+    create_topic(bootstrap, topic, 6, replication=3)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    files = {k: os.path.join(ARGS.work_dir, k) for k in ("handled", "acked", "errors", "done")}
+    n = 50_000
+    kafka = {"publish-timeout": "60s", "connect-timeout": "10s"}
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group,
+                                               "FAULT_OUT": files["handled"]}, kafka=kafka)
+    listener.start().wait_assigned()
+    publisher = service("publisher", bootstrap, {"FAULT_TOPIC": topic, "FAULT_PUBLISH_COUNT": n,
+                                                 "FAULT_PUBLISH_WINDOW": 200, "FAULT_PUBLISH_RATE": 2500,
+                                                 "FAULT_ACKED": files["acked"],
+                                                 "FAULT_PUBLISH_ERRORS": files["errors"],
+                                                 "FAULT_PUBLISH_DONE": files["done"]}, kafka=kafka, publisher=True)
+    publisher.start()
+    acked = LineCounter(files["acked"])
+    wait_until(lambda: acked() >= 10_000, 90, "10,000 acknowledged publishes")
+    leader = admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+    acked_at_kill = acked()
+    cluster.run("--node", str(leader), "kill")
+    killed_at = time.monotonic()
+
+    def new_leader():
+        md = admin.list_topics(topic, timeout=5).topics[topic].partitions[0]
+        return md.leader not in (-1, leader)
+
+    failover_s = wait_until(new_leader, 60, "a new leader of partition 0", interval=0.2)
+    wait_until(lambda: acked() >= acked_at_kill + 5000, 90, "5,000 more acknowledged publishes after the kill")
+    acked_while_down = acked() - acked_at_kill
+    resume_s = cluster.run("--node", str(leader), "resume")
+    down_s = time.monotonic() - killed_at
+    wait_until(lambda: os.path.exists(files["done"]) and os.path.getsize(files["done"]) > 0, 120,
+               "the publisher to finish")
+    acked_ids = read_ids(files["acked"])
+    wait_handled(acked_ids, [files["handled"]], 120, "every acknowledged record handled")
+    listener.stop()
+    publisher.stop()
+    errors = publish_errors(files["errors"])
+    # Every acknowledged record is in the log: read it back with another client.
+    records = read_all(bootstrap, topic, len(acked_ids), 120)
+    in_log = {json.loads(m.value())["id"] for m in records}
+    lost = len(set(acked_ids) - in_log)
+    result = tally(range(n), files["handled"])
+    done_acked, done_failed, slowest_ms = (int(x) for x in open(files["done"]).read().split())
+    FIGURES.update({"published": n, "acknowledged": len(acked_ids), "failed_publishes": len(errors),
+                    "killed_node": leader, "acknowledged_at_kill": acked_at_kill,
+                    "acknowledged_while_node_down": acked_while_down, "failover_seconds": round(failover_s, 1),
+                    "node_down_seconds": round(down_s, 1), "node_resume_seconds": round(resume_s, 1),
+                    "acknowledged_lost": lost, "log_records": len(records), "listener_missing": result["missing"],
+                    "duplicates": result["duplicates"], "slowest_publish_ms": slowest_ms,
+                    "first_error": errors[0][2] if errors else ""})
+    check(lost == 0, f"{lost} acknowledged records are not in the log")
+    check(len(errors) == 0, f"{len(errors)} publishes failed: {errors[:3]}")
+    check(result["missing"] == 0, f"the listener misses {result['missing']} records")
+
+
+def scenario_rebalance():
+    """Three processes of one group join and leave (start, start, SIGTERM) over 100,000 records."""
+    bootstrap = shared_bootstrap()
+    n, partitions = 100_000, 6
+    topic, group = unique("rebalance"), unique("group")
+    create_topic(bootstrap, topic, partitions)
+    produce(bootstrap, topic, n)
+    outs = [os.path.join(ARGS.work_dir, f"handled.{i}") for i in range(3)]
+    # Each record takes 0.15 ms at least: the stream lasts long enough for the group to change under it.
+    members = [service(f"member{i}", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": outs[i],
+                                                 "FAULT_DELAY_US": 150},
+                       consumer_properties={"queued.min.messages": 1000}) for i in range(3)]
+    counters = [LineCounter(o) for o in outs]
+    total = lambda: sum(c() for c in counters)  # noqa: E731
+    t0 = time.monotonic()
+    members[0].start()
+    wait_until(lambda: total() >= 0.2 * n, 120, "20 % handled")
+    members[1].start()
+    wait_until(lambda: "assigned partitions" in members[1].log_text() and total() >= 0.4 * n, 120,
+               "member 1 in the group, 40 % handled")
+    members[2].start()
+    wait_until(lambda: "assigned partitions" in members[2].log_text() and total() >= 0.6 * n, 120,
+               "member 2 in the group, 60 % handled")
+    at_leave = total()
+    leave_s = members[1].stop()
+    wait_handled(range(n), outs, 180)
+    drain_s = time.monotonic() - t0
+    members[0].stop()
+    members[2].stop()
+    result = tally(range(n), *outs)
+    FIGURES.update({"records": n, "partitions": partitions, **result,
+                    "per_member": [len(read_ids(o)) for o in outs], "handled_when_member_left": at_leave,
+                    "leave_seconds": round(leave_s, 2), "drain_seconds": round(drain_s, 1)})
+    check(result["missing"] == 0, f"{result['missing']} records missing")
+    check(all(FIGURES["per_member"]), "a member handled nothing: the group did not change under load")
+
+
+def scenario_slow_handler():
+    """max.poll.interval.ms = 10 s; one handler call takes 15 s."""
+    bootstrap = shared_bootstrap()
+    n, partitions, slow_id = 2000, 3, 100
+    topic, group = unique("slow"), unique("group")
+    create_topic(bootstrap, topic, partitions)
+    produce(bootstrap, topic, n)
+    out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
+                                               "FAULT_EVENTS": events, "FAULT_SLOW_ID": slow_id,
+                                               "FAULT_SLOW_MS": 15000},
+                       consumer_properties={"max.poll.interval.ms": 10000})
+    t0 = time.monotonic()
+    listener.start()
+    wait_until(lambda: os.path.exists(events) and "slow" in open(events).read(), 60, "the slow call")
+    drain_s = wait_handled(range(n), [out], 120)
+    still_alive = listener.alive()
+    stop_s = listener.stop()
+    result = tally(range(n), out)
+    text = listener.log_text()
+    FIGURES.update({"records": n, "slow_call_ms": 15000, "max_poll_interval_ms": 10000, **result,
+                    "left_group": "poll interval" in text,
+                    "drain_seconds": round(time.monotonic() - t0, 1), "drain_after_slow_seconds": round(drain_s, 1),
+                    "stop_seconds": round(stop_s, 2)})
+    check(still_alive, "the listener process ended")
+    check(result["missing"] == 0, f"{result['missing']} records missing")
+
+
+def scenario_unreachable():
+    """A closed port: non-zero exit, one clear line, within connect-timeout + 1 s. A broker that goes away:
+    a sync publish fails within publish-timeout."""
+    port = free_port()
+    connect_timeout_s = 2
+    s = service("unreachable", f"127.0.0.1:{port}", {"FAULT_TOPIC": "faults-unreachable"},
+                kafka={"connect-timeout": f"{connect_timeout_s}s"})
+    s.start()
+    code, elapsed = s.wait_exit(connect_timeout_s + 10)
+    lines = [line for line in s.log_text().splitlines() if line.startswith("cppfly: ")]
+    FIGURES.update({"closed_port_exit_code": code, "closed_port_exit_seconds": round(elapsed, 2),
+                    "closed_port_line": lines[0] if lines else ""})
+    check(code == 3, f"exit code {code}, expected 3 (broker unreachable)")
+    check(len(lines) == 1 and "cannot reach Kafka" in lines[0], f"reason lines: {lines}")
+    check(elapsed <= connect_timeout_s + 1, f"exited after {elapsed:.2f} s")
+
+    broker = OwnBroker("fault-gone", 50)
+    CLEANUPS.append(broker.stop)
+    bootstrap = broker.start()
+    topic = unique("gone")
+    create_topic(bootstrap, topic, 1)
+    publish_timeout_s = 3
+    files = {k: os.path.join(ARGS.work_dir, k) for k in ("acked", "errors", "done")}
+    publisher = service("publisher", bootstrap, {"FAULT_TOPIC": topic, "FAULT_PUBLISH_COUNT": 100000,
+                                                 "FAULT_PUBLISH_RATE": 50, "FAULT_ACKED": files["acked"],
+                                                 "FAULT_PUBLISH_ERRORS": files["errors"],
+                                                 "FAULT_PUBLISH_DONE": files["done"]},
+                        kafka={"publish-timeout": f"{publish_timeout_s}s", "connect-timeout": "2s"}, publisher=True)
+    publisher.start()
+    acked = LineCounter(files["acked"])
+    wait_until(lambda: acked() >= 50, 60, "50 acknowledged publishes")
+    broker.run("kill")
+    errors = LineCounter(files["errors"])
+    wait_until(lambda: errors() >= 3, publish_timeout_s * 3 + 20, "3 failed publishes")
+    stop_s = publisher.stop(publish_timeout_s + 30)
+    rows = publish_errors(files["errors"])
+    slowest = max(ms for _, ms, _ in rows)
+    FIGURES.update({"gone_acknowledged": acked(), "gone_failed_publishes": len(rows), "gone_slowest_failure_ms": slowest,
+                    "publish_timeout_ms": publish_timeout_s * 1000, "gone_error": rows[0][2],
+                    "gone_stop_seconds": round(stop_s, 2)})
+    # librdkafka checks message timeouts once a second: a report comes up to 1 s after publish-timeout
+    # (0.5 s more for a busy machine).
+    check(slowest <= publish_timeout_s * 1000 + 1500, f"a failed publish took {slowest} ms")
+    check(all("publish to" in e for _, _, e in rows), f"unclear errors: {rows[:2]}")
+
+
+def scenario_retry_stop():
+    """SIGTERM while a record waits for its retry (retries 5, retry_delay 2 s): prompt exit, not lost."""
+    bootstrap = shared_bootstrap()
+    n, fail_id = 20, 7
+    topic, group = unique("retrystop"), unique("group")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, n)
+    out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
+    env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out, "FAULT_EVENTS": events,
+           "FAULT_RETRIES": 5, "FAULT_RETRY_DELAY_MS": 2000}
+    first = service("listener", bootstrap, {**env, "FAULT_FAIL_ID": fail_id})
+    first.start()
+    fails = LineCounter(events)
+    wait_until(lambda: fails() >= 1, 60, "the first failed attempt")
+    first.signal(signal.SIGTERM)
+    code, exit_s = first.wait_exit(30)
+    handled_first = read_ids(out)
+    bound_s = 2.0
+    check(code == 0, f"exit code {code}")
+    check(exit_s <= bound_s, f"the stop took {exit_s:.2f} s, more than {bound_s} s")
+    check(fail_id not in handled_first and max(handled_first) < fail_id, "records after the failing one were handled")
+    # The fault is gone: the restarted service gets the record again.
+    second = service("listener2", bootstrap, env)
+    second.start()
+    wait_handled(range(n), [out], 60)
+    second.stop()
+    result = tally(range(n), out)
+    FIGURES.update({"records": n, "retries": 5, "retry_delay_ms": 2000, "failed_attempts": fails(),
+                    "exit_seconds_after_sigterm": round(exit_s, 2), "exit_bound_seconds": bound_s,
+                    "handled_before_stop": len(handled_first), **result})
+    check(result["missing"] == 0, f"{result['missing']} records missing (the one under retry is lost?)")
+    check(result["duplicates"] == 0, f"{result['duplicates']} duplicates")
+
+
+def scenario_poison():
+    """1,000 records: one undecodable, one whose handler always throws (retries 2, DLQ): 2 dead letters."""
+    bootstrap = shared_bootstrap()
+    n, bad_id, fail_id, partitions = 1000, 300, 700, 3
+    topic, group = unique("poison"), unique("group")
+    dlq = topic + "-dlq"
+    create_topic(bootstrap, topic, partitions)
+    create_topic(bootstrap, dlq, 1)
+    produce(bootstrap, topic, n, value_of=lambda i: "{not json" if i == bad_id else json.dumps({"id": i}))
+    out = os.path.join(ARGS.work_dir, "handled")
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
+                                               "FAULT_FAIL_ID": fail_id, "FAULT_RETRIES": 2,
+                                               "FAULT_RETRY_DELAY_MS": 100, "FAULT_DLQ": dlq})
+    listener.start()
+    good = [i for i in range(n) if i not in (bad_id, fail_id)]
+    wait_handled(good, [out], 90)
+    dead = read_all(bootstrap, dlq, 2, 60)
+    listener.stop()
+    result = tally(good, out)
+    headers = {m.key().decode(): {k: v.decode() for k, v in (m.headers() or [])} for m in dead}
+    FIGURES.update({"records": n, "handled": result["handled"], "missing": result["missing"],
+                    "duplicates": result["duplicates"], "dead_letters": len(dead), "dead_letter_headers": headers})
+    check(len(dead) == 2, f"{len(dead)} dead letters, expected 2")
+    check(result["missing"] == 0 and result["handled"] == n - 2, f"handled {result['handled']}, expected {n - 2}")
+    check(str(fail_id) not in set(map(str, ids_in(out))), "the failing record counts as handled")
+    by_key = {m.key().decode(): m for m in dead}
+    check(set(by_key) == {str(bad_id), str(fail_id)}, f"dead-letter keys {sorted(by_key)}")
+    expected = {
+        str(bad_id): {"x-exception": "cppfly::messaging::PayloadDecodeError", "x-retry-count": "0",
+                      "value": "{not json"},
+        str(fail_id): {"x-exception": "std::runtime_error", "x-retry-count": "2",
+                       "x-exception-message": f"record {fail_id} always fails", "value": json.dumps({"id": fail_id})},
+    }
+    for key, want in expected.items():
+        m, h = by_key[key], headers[key]
+        for name in ("x-original-topic", "x-exception", "x-exception-message", "x-original-partition",
+                     "x-original-offset", "x-original-timestamp", "x-original-group", "x-retry-count"):
+            check(name in h, f"dead letter {key} lacks {name}: {h}")
+        check(h["x-original-topic"] == topic, f"x-original-topic {h['x-original-topic']}")
+        check(m.value().decode() == want.pop("value"), f"dead letter {key}: value {m.value()!r}")
+        for name, value in want.items():
+            check(h[name] == value, f"dead letter {key}: {name} = {h[name]!r}, expected {value!r}")
+        check(0 <= int(h["x-original-partition"]) < partitions, "x-original-partition")
+        check(int(h["x-original-offset"]) >= 0, "x-original-offset")
+        check(int(h["x-original-timestamp"]) > 0, "x-original-timestamp")
+        check(h["x-original-group"] == group, f"x-original-group {h['x-original-group']}")
+        check(len(h["x-exception-message"].encode()) <= 1024, "x-exception-message longer than 1,024 bytes")
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--publisher", required=True)
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--root", required=True)
+    ARGS = parser.parse_args()
+    for name in ("service", "publisher", "work_dir", "root"):
+        setattr(ARGS, name, os.path.abspath(getattr(ARGS, name)))
+    shutil.rmtree(ARGS.work_dir, ignore_errors=True)
+    os.makedirs(ARGS.work_dir)
+    run = globals().get("scenario_" + ARGS.scenario)
+    if run is None:
+        sys.exit(f"unknown scenario {ARGS.scenario}")
+    start = time.monotonic()
+    status = 0
+    try:
+        run()
+    except Failure as e:
+        log(f"FAILED: {e}")
+        status = 1
+    except Exception:  # noqa: BLE001 - any error fails the test, with its traceback
+        traceback.print_exc()
+        status = 1
+    finally:
+        for s in SERVICES:
+            s.kill()
+        for cleanup in CLEANUPS:
+            cleanup()
+    FIGURES["scenario"] = ARGS.scenario
+    FIGURES["passed"] = status == 0
+    FIGURES["runtime_seconds"] = round(time.monotonic() - start, 1)
+    print("FIGURES " + json.dumps(FIGURES), flush=True)
+    with open(os.path.join(ARGS.work_dir, "figures.json"), "w") as f:
+        json.dump(FIGURES, f, indent=1)
+    sys.exit(status)
+
+
+CLEANUPS = []
+
+if __name__ == "__main__":
+    main()
