@@ -1,6 +1,10 @@
-# Warnings are errors in our own code (never forced on code that consumes the package).
+# Warnings in our own code (never forced on code that consumes the package); errors with
+# CPPFLY_WERROR (on in the presets and CI, off by default).
 function(cppfly_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(CPPFLY_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
 endfunction()
 
 # Our libraries' private parts: the internal headers (framework/src: logging) and spdlog/fmt.

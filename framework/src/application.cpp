@@ -5,8 +5,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 #include <thread>
 
@@ -31,7 +33,10 @@ constexpr std::string_view usage =
     "  --profile NAME   layer pyfly-NAME.yaml/.toml over it (also PYFLY_PROFILES_ACTIVE)\n";
 
 /// Blocks SIGINT/SIGTERM in the calling thread (so in every thread it starts later) and turns them
-/// into Application::request_stop() on a thread of its own.
+/// into Application::request_stop() on a thread of its own. That thread keeps taking signals until
+/// the stop is over: a second SIGINT/SIGTERM while stopping is logged and does not cut the stop short
+/// or change the exit code. Signals still pending when it is released are taken, not delivered, so
+/// lifting the mask cannot end the process with the signal's default action after a clean stop.
 class StopSignals {
  public:
   explicit StopSignals(Application& app) {
@@ -40,17 +45,29 @@ class StopSignals {
     sigaddset(&set_, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set_, &previous_);
     waiter_ = std::thread([this, &app] {
-      int signal = 0;
-      if (sigwait(&set_, &signal) == 0 && !released_) {
-        detail::log().info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+      bool stopping = false;
+      for (;;) {
+        int signal = 0;
+        if (sigwait(&set_, &signal) != 0) continue;
+        if (released_) return;
+        const char* name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+        if (!stopping) {
+          detail::log().info("received {}, stopping", name);
+          app.request_stop();
+          stopping = true;
+        } else {
+          detail::log().info("received {} again while stopping; the stop goes on", name);
+        }
       }
-      app.request_stop();
     });
   }
   ~StopSignals() {
     released_ = true;
-    pthread_kill(waiter_.native_handle(), SIGTERM);  // wakes sigwait if no signal came
+    pthread_kill(waiter_.native_handle(), SIGTERM);  // wakes sigwait; the waiter sees released_
     waiter_.join();
+    const timespec now{};
+    while (sigtimedwait(&set_, nullptr, &now) > 0) {
+    }
     pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
   }
   StopSignals(const StopSignals&) = delete;

@@ -5,6 +5,7 @@
 #include <cppfly/config/suggest.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "support.hpp"
 
@@ -110,14 +111,14 @@ TEST_CASE("placeholder errors name file:line, key and the chain", "[config][plac
         "${KAFKA_BOOTSTRAP:value}");
   CHECK(error_of_yaml("a: ${b}\nb: ${c}\nc: ${a}\n") == "pyfly.yaml:1:4: a: placeholder cycle: a -> b -> c -> a");
   std::string chain;
-  for (int i = 0; i < 12; ++i) chain += "k" + std::to_string(i) + ": ${k" + std::to_string(i + 1) + "}\n";
+  for (int i = 0; i < 12; ++i) chain += fmt::format("k{}: ${{k{}}}\n", i, i + 1);
   chain += "k12: end\n";
   CHECK(error_of_yaml(chain) ==
         "pyfly.yaml:1:5: k0: placeholders nested more than 10 levels deep: "
         "k0 -> k1 -> k2 -> k3 -> k4 -> k5 -> k6 -> k7 -> k8 -> k9 -> k10 -> k11");
   // Ten levels resolve.
   std::string ten;
-  for (int i = 0; i < 10; ++i) ten += "k" + std::to_string(i) + ": ${k" + std::to_string(i + 1) + "}\n";
+  for (int i = 0; i < 10; ++i) ten += fmt::format("k{}: ${{k{}}}\n", i, i + 1);
   ten += "k10: end\n";
   CHECK(Config::from_string(ten).get("k0") == std::optional<std::string>("end"));
 }

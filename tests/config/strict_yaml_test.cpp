@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "support.hpp"
 
@@ -64,8 +65,8 @@ TEST_CASE("an alias that refers back to its own anchor is refused at once", "[co
 TEST_CASE("a billion-laughs alias expansion is refused at once", "[config][strict]") {
   std::string yaml = "a0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n";
   for (int level = 1; level <= 9; ++level) {
-    const std::string previous = "*a" + std::to_string(level - 1);
-    yaml += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    const std::string previous = fmt::format("*a{}", level - 1);
+    yaml += fmt::format("a{0}: &a{0} [", level);
     for (int i = 0; i < 9; ++i) yaml += (i > 0 ? ", " : "") + previous;
     yaml += "]\n";
   }
@@ -74,8 +75,8 @@ TEST_CASE("a billion-laughs alias expansion is refused at once", "[config][stric
   // The same as maps.
   std::string maps = "m0: &m0 {a: lol, b: lol, c: lol, d: lol, e: lol, f: lol, g: lol, h: lol, i: lol}\n";
   for (int level = 1; level <= 9; ++level) {
-    const std::string previous = "*m" + std::to_string(level - 1);
-    maps += "m" + std::to_string(level) + ": &m" + std::to_string(level) + " {";
+    const std::string previous = fmt::format("*m{}", level - 1);
+    maps += fmt::format("m{0}: &m{0} {{", level);
     for (int i = 0; i < 9; ++i) maps += std::string(i > 0 ? ", " : "") + char('a' + i) + ": " + previous;
     maps += "}\n";
   }

@@ -476,7 +476,7 @@ TEST_CASE("kafka adapter: stop() while fetched records are still queued neither 
     cppfly::kafka::KafkaAdapter producer(adapter_properties(servers));
     producer.start();
     std::vector<std::future<DeliveryResult>> deliveries;
-    for (int i = 0; i < kRecords; ++i) deliveries.push_back(producer.publish_async(topic, "r" + std::to_string(i)));
+    for (int i = 0; i < kRecords; ++i) deliveries.push_back(producer.publish_async(topic, std::string("r").append(std::to_string(i))));
     for (auto& delivery : deliveries) {
       REQUIRE(delivery.wait_for(kWait) == std::future_status::ready);
       delivery.get();

@@ -255,7 +255,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   ProcessResult result;
   std::vector<std::string> full{"timeout", "--kill-after=5", std::to_string(timeout.count())};
   full.insert(full.end(), argv.begin(), argv.end());
-  for (const auto& arg : argv) result.command += (result.command.empty() ? "" : " ") + quote(arg);
+  for (const auto& arg : argv) {
+    if (!result.command.empty()) result.command += ' ';
+    result.command += quote(arg);
+  }
 
   std::array<int, 2> in{-1, -1};
   std::array<int, 2> out{-1, -1};
