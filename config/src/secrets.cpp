@@ -33,7 +33,10 @@ bool is_sensitive_key(std::string_view key) noexcept {
       if (full.find(part) != std::string::npos) return true;
     }
     for (const auto name : kLibrdkafkaSecrets) {
-      if (full == name || full.ends_with("." + std::string(name))) return true;
+      // `full` is name, or ends in "." + name.
+      if (full.ends_with(name) && (full.size() == name.size() || full[full.size() - name.size() - 1] == '.')) {
+        return true;
+      }
     }
     const auto dot = full.rfind('.');
     const std::string_view leaf = dot == std::string::npos ? std::string_view(full) : std::string_view(full).substr(dot + 1);
