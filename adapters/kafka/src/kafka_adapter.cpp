@@ -98,6 +98,18 @@ struct KafkaAdapter::Impl {
     return producers.back().get();
   }
 
+  /// The producer to publish a record of `topic` with (its topic prepared); throws BrokerError
+  /// when the adapter is not started.
+  detail::Producer* producer_for(std::string_view topic) {
+    auto* current = current_producer();
+    if (current == nullptr) {
+      throw BrokerError("cannot publish to '" + std::string(topic) +
+                        "': the Kafka adapter is not started (call start() first)");
+    }
+    prepare_topic(topic);
+    return current;
+  }
+
   /// Embedded cluster: topics are created (with a fixed partition count) on first use.
   void prepare_topic(std::string_view topic) {
     if (embedded) embedded->ensure_topic(topic);
@@ -181,12 +193,7 @@ std::string KafkaAdapter::bootstrap_servers() const { return impl_->servers; }
 std::uint64_t KafkaAdapter::producer_replacements() const noexcept { return impl_->replacements.load(); }
 
 DeliveryResult KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
-  auto producer = impl_->current_producer();
-  if (!producer) {
-    throw BrokerError("cannot publish to '" + std::string(topic) +
-                      "': the Kafka adapter is not started (call start() first)");
-  }
-  impl_->prepare_topic(topic);
+  auto* producer = impl_->producer_for(topic);
   auto delivery = producer->send(topic, value, options);
   return producer->await(delivery, topic);
 }
@@ -195,13 +202,7 @@ void KafkaAdapter::publish_async(std::string_view topic, std::string value, mess
                                  messaging::DeliveryCallback done) {
   std::optional<BrokerError> error;
   try {
-    auto producer = impl_->current_producer();
-    if (!producer) {
-      throw BrokerError("cannot publish to '" + std::string(topic) +
-                        "': the Kafka adapter is not started (call start() first)");
-    }
-    impl_->prepare_topic(topic);
-    producer->send(topic, value, options, done);
+    impl_->producer_for(topic)->send(topic, value, options, done);
     return;
   } catch (const BrokerError& e) {
     error.emplace(e);
@@ -268,13 +269,7 @@ bool KafkaAdapter::flush(std::chrono::milliseconds timeout) {
 std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, std::string value,
                                                         messaging::PublishOptions options) {
   try {
-    auto producer = impl_->current_producer();
-    if (!producer) {
-      throw BrokerError("cannot publish to '" + std::string(topic) +
-                        "': the Kafka adapter is not started (call start() first)");
-    }
-    impl_->prepare_topic(topic);
-    return producer->send(topic, value, options);
+    return impl_->producer_for(topic)->send(topic, value, options);
   } catch (...) {
     std::promise<DeliveryResult> failed;
     failed.set_exception(std::current_exception());
