@@ -9,8 +9,13 @@
 
 namespace cppfly::messaging {
 
+/// Which records of a listener must run one after the other (its ordering units).
+/// partition: the records of one partition, in offset order (the default). key: the records of one
+/// key (within its partition), in offset order; different keys run in parallel. none: no order.
+enum class Ordering { partition, key, none };
+
 /// Options of one listener. Designated initializers must follow this declaration order:
-/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency.
+/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency, ordering.
 struct ListenerOptions {
   std::string topic{};                        ///< one topic (or use `topics`, or both)
   std::vector<std::string> topics{};          ///< several topics
@@ -19,7 +24,8 @@ struct ListenerOptions {
   std::chrono::milliseconds retry_delay{1000};///< attempt N waits retry_delay × N (linear)
   Backoff backoff{Backoff::linear};           ///< or Backoff::exponential: retry_delay × 2^(N-1)
   std::string dead_letter_topic{};            ///< where exhausted / undecodable messages go
-  int concurrency{1};                         ///< members of the group this listener runs (needs group_id)
+  int concurrency{1};                         ///< records of this listener handled at once in this process
+  Ordering ordering{Ordering::partition};     ///< which records wait for each other
 
   /// `topic` and `topics` together, without duplicates, in order.
   [[nodiscard]] std::vector<std::string> all_topics() const;

@@ -110,6 +110,7 @@ struct Message {
   std::int32_t partition{-1};
   std::int64_t offset{-1};
   std::int64_t timestamp_ms{-1};  ///< milliseconds since the epoch
+  int attempt{1};                 ///< delivery attempt of this record: 1 = first
 };
 
 /// Optional parts of a published record.
