@@ -29,7 +29,16 @@ const std::vector<SchemaNode>& messaging_children() {
   static const std::vector<SchemaNode> children{
       {"provider", Shape::scalar, "one of auto, kafka, memory"},
       {"kafka", Shape::map, {}},
+      {"listener", Shape::map, {}},
       {"rabbitmq", Shape::ignored, {}},
+  };
+  return children;
+}
+
+const std::vector<SchemaNode>& listener_children() {
+  static const std::vector<SchemaNode> children{
+      {"max-buffered-records", Shape::scalar, "an integer from 1 to 10000000"},
+      {"max-buffered-bytes", Shape::scalar, "a number of bytes from 1024 to 17179869184"},
   };
   return children;
 }
@@ -58,6 +67,7 @@ const std::vector<SchemaNode>& kafka_children() {
 const std::vector<SchemaNode>* children_of(std::string_view path) {
   if (path == "pyfly.messaging") return &messaging_children();
   if (path == "pyfly.messaging.kafka") return &kafka_children();
+  if (path == "pyfly.messaging.listener") return &listener_children();
   return nullptr;
 }
 
@@ -241,6 +251,9 @@ const std::vector<std::string>& known_scalar_keys() {
     for (const auto& child : kafka_children()) {
       if (child.shape == Shape::scalar) out.push_back(fmt::format("pyfly.messaging.kafka.{}", child.name));
     }
+    for (const auto& child : listener_children()) {
+      if (child.shape == Shape::scalar) out.push_back(fmt::format("pyfly.messaging.listener.{}", child.name));
+    }
     return out;
   }();
   return keys;
@@ -327,6 +340,24 @@ MessagingProperties build_messaging(const ValueMap& values) {
   }};
   for (const auto& [key, target] : durations) {
     if (const auto* v = find(values, key)) *target = duration_value(key, *v);
+  }
+  auto& listener = out.listener;
+  if (const auto* v = find(values, "pyfly.messaging.listener.max-buffered-records")) {
+    listener.max_buffered_records =
+        static_cast<std::size_t>(int_value("pyfly.messaging.listener.max-buffered-records", *v, 1, 10000000));
+  }
+  if (const auto* v = find(values, "pyfly.messaging.listener.max-buffered-bytes")) {
+    std::uint64_t bytes = 0;
+    const auto text = trim(v->value);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), bytes);
+    if (ec != std::errc{} || end != text.data() + text.size() || bytes < 1024 || bytes > (std::uint64_t{1} << 34U)) {
+      bad_value("pyfly.messaging.listener.max-buffered-bytes", *v, "allowed: a number of bytes from 1024 to 17179869184");
+    }
+    listener.max_buffered_bytes = static_cast<std::size_t>(bytes);
+  }
+  // PyFly's key: how long a stop waits for running work.
+  if (const auto* v = find(values, "pyfly.context.shutdown-timeout")) {
+    listener.shutdown_timeout = duration_value("pyfly.context.shutdown-timeout", *v);
   }
   collect_properties(values, "pyfly.messaging.kafka.properties", kafka.properties);
   collect_properties(values, "pyfly.messaging.kafka.producer-properties", kafka.producer_properties);

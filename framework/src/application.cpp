@@ -220,41 +220,29 @@ void Application::bind_listeners() {
   if (!problems.empty()) throw ApplicationError(fmt::format("{}", fmt::join(problems, "; ")));
 
   auto& port = broker();
+  const auto& bounds = config_.messaging().listener;
   for (const auto& listener : registry_.listeners()) {
     const auto& options = listener.options;
     void* instance = listener.is_member() ? instances_.at(listener.owner) : nullptr;
-    messaging::FailurePolicy policy{
-        .retry = {.retries = options.retries, .delay = options.retry_delay, .backoff = options.backoff},
-        .dead_letter_topic = options.dead_letter_topic,
-        .listener_name = listener.name,
-        .group = options.group_id,
-        .waits = retry_waits_};
-    auto handler = messaging::with_failure_policy(listener.make_handler(instance), std::move(policy), port);
+    const messaging::ContainerOptions container{
+        .ordering = options.ordering,
+        .concurrency = options.concurrency,
+        .failure = {.retry = {.retries = options.retries, .delay = options.retry_delay, .backoff = options.backoff},
+                    .dead_letter_topic = options.dead_letter_topic,
+                    .listener_name = listener.name,
+                    .group = options.group_id},
+        .max_buffered_records = bounds.max_buffered_records,
+        .max_buffered_bytes = bounds.max_buffered_bytes,
+        .shutdown_timeout = bounds.shutdown_timeout};
+    auto handler = listener.make_handler(instance);
     std::optional<std::string> group;
     if (!options.group_id.empty()) group = options.group_id;
     for (const auto& topic : options.all_topics()) {
-      for (int member = 0; member < options.concurrency; ++member) port.subscribe(topic, handler, group);
+      port.subscribe(messaging::Subscription{.topic = topic, .handler = handler, .group = group, .container = container});
     }
   }
   detail::log().info("{} listener(s) bound", registry_.listeners().size());
-  warn_about_long_retries();
   for (const auto& line : registry_.describe()) detail::log().info("  {}", line);
-}
-
-void Application::warn_about_long_retries() const {
-  // Kafka evicts a consumer whose handler holds the poll thread longer than max.poll.interval.ms.
-  constexpr std::chrono::milliseconds poll_interval{300000};
-  for (const auto& listener : registry_.listeners()) {
-    const auto& o = listener.options;
-    messaging::RetryPolicy policy{.retries = o.retries, .delay = o.retry_delay, .backoff = o.backoff};
-    std::chrono::milliseconds total{0};
-    for (int attempt = 1; attempt <= o.retries; ++attempt) total += policy.delay_before(attempt);
-    if (total >= poll_interval) {
-      detail::log().warn("listener {}: its retries wait {} s in all, longer than Kafka's max.poll.interval.ms ({} s): "
-                         "the consumer would leave its group and the record be delivered again",
-                         listener.name, total.count() / 1000, poll_interval.count() / 1000);
-    }
-  }
 }
 
 void Application::run_hooks(messaging::HookPhase phase) {
@@ -283,7 +271,6 @@ void Application::start() {
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;
   }
-  retry_waits_->reset();
   try {
     broker().start();
   } catch (const config::ConfigError& e) {
@@ -298,7 +285,6 @@ void Application::stop() {
   if (!running_ || stopped_) return;
   stopped_ = true;
   run_hooks(messaging::HookPhase::before_stop);
-  retry_waits_->cancel();  // a record waiting to be retried is not settled: it is delivered again
   broker_->stop();
   running_ = false;
   detail::log().info("stopped");

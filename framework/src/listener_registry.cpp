@@ -54,9 +54,8 @@ void ListenerRegistry::add(ListenerDefinition listener) noexcept {
       record_problem(fmt::format("listener '{}' at {}: retry_delay must be >= 0", listener.name, where));
     if (o.concurrency < 1)
       record_problem(fmt::format("listener '{}' at {}: concurrency must be >= 1", listener.name, where));
-    if (o.concurrency > 1 && o.group_id.empty())
-      record_problem(fmt::format("listener '{}' at {}: concurrency {} needs a group_id (without one every member "
-                                 "would get every message)",
+    if (o.concurrency > 1024)
+      record_problem(fmt::format("listener '{}' at {}: concurrency {} is more than 1024 (each is a thread)",
                                  listener.name, where, o.concurrency));
     for (const auto& topic : o.all_topics()) {
       if (topic == o.dead_letter_topic)
@@ -97,10 +96,10 @@ std::vector<std::string> ListenerRegistry::describe() const {
   std::vector<std::string> lines;
   for (const auto& l : listeners_) {
     const auto& o = l.options;
-    lines.push_back(fmt::format("{} topics=[{}] group={} retries={} retry_delay={}ms dead_letter={} concurrency={} ({})",
+    lines.push_back(fmt::format("{} topics=[{}] group={} retries={} retry_delay={}ms dead_letter={} concurrency={} ordering={} ({})",
                                 l.name, fmt::join(o.all_topics(), ","), o.group_id.empty() ? "-" : o.group_id,
                                 o.retries, o.retry_delay.count(), o.dead_letter_topic.empty() ? "-" : o.dead_letter_topic,
-                                o.concurrency, at(l.location)));
+                                o.concurrency, to_string(o.ordering), at(l.location)));
   }
   return lines;
 }

@@ -16,22 +16,4 @@ std::chrono::milliseconds RetryPolicy::delay_before(int attempt) const noexcept 
   return std::chrono::milliseconds{std::min<std::int64_t>(wait, cap)};
 }
 
-bool RetryWaits::wait_for(std::chrono::milliseconds delay) {
-  std::unique_lock lock(mutex_);
-  return !cancelled_cv_.wait_for(lock, delay, [this] { return cancelled_; });
-}
-
-void RetryWaits::cancel() noexcept {
-  {
-    const std::lock_guard lock(mutex_);
-    cancelled_ = true;
-  }
-  cancelled_cv_.notify_all();
-}
-
-void RetryWaits::reset() noexcept {
-  const std::lock_guard lock(mutex_);
-  cancelled_ = false;
-}
-
 }  // namespace cppfly::messaging

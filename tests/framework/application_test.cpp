@@ -89,7 +89,7 @@ TEST_CASE("application binds listeners, decodes typed payloads and dead-letters 
   CHECK_FALSE(broker.running());
 }
 
-TEST_CASE("application runs concurrency members in one group", "[application]") {
+TEST_CASE("application: a listener with concurrency 3 gets each message of its group once", "[application]") {
   ListenerRegistry registry;
   int calls = 0;
   registry.add(make_listener("worker", [&](const Message&) { ++calls; },
@@ -97,7 +97,7 @@ TEST_CASE("application runs concurrency members in one group", "[application]") 
   Application app(memory_config(), registry);
   app.start();
   for (int i = 0; i < 6; ++i) app.broker().publish("jobs", "j");
-  CHECK(calls == 6);  // each message once, although three members are subscribed
+  CHECK(calls == 6);  // each message once
 }
 
 TEST_CASE("application runs after-start hooks once started and before-stop hooks while the broker runs",
@@ -194,7 +194,8 @@ TEST_CASE("a config error raised by the broker names where its key was set", "[a
     std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
     void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
     bool flush(std::chrono::milliseconds) override { return true; }
-    void subscribe(std::string_view, MessageHandler, std::optional<std::string>) override {}
+    using MessageBrokerPort::subscribe;
+    void subscribe(Subscription) override {}
     void start() override {
       throw config::ConfigError("pyfly.messaging.kafka.properties.compression.type: librdkafka refused it",
                                 "pyfly.messaging.kafka.properties.compression.type");
@@ -253,8 +254,7 @@ TEST_CASE("application stop cuts a retry wait short and leaves the message unset
   app.stop();  // waits for the delivery in flight, which no longer waits 60 s for its retry
   publisher.join();
   CHECK(std::chrono::steady_clock::now() - start < 30s);
-  REQUIRE(outcome);
-  CHECK_THROWS_AS(std::rethrow_exception(outcome), RedeliveryRequired);
+  CHECK_FALSE(outcome);  // dropped unsettled (on Kafka: delivered again after a restart)
   CHECK(calls.load() == 1);
   CHECK(memory(app).published("t-dlq").empty());
 }

@@ -16,21 +16,21 @@ TEST_CASE("registry lists what it holds", "[registry]") {
   auto lines = registry.describe();
   REQUIRE(lines.size() == 1);
   CHECK_THAT(lines[0], Catch::Contains("audit topics=[orders,payments] group=audit retries=2") &&
-                           Catch::Contains("dead_letter=audit-dlq"));
+                           Catch::Contains("dead_letter=audit-dlq") && Catch::Contains("ordering=partition"));
 }
 
 TEST_CASE("registry reports bad registrations instead of throwing", "[registry]") {
   ListenerRegistry registry;
   registry.add(make_listener("no_topic", [](const Message&) {}, {.group_id = "g"}));
   registry.add(make_listener("negative", [](const Message&) {}, {.topic = "t", .retries = -1}));
-  registry.add(make_listener("wide", [](const Message&) {}, {.topic = "t", .concurrency = 3}));
+  registry.add(make_listener("wide", [](const Message&) {}, {.topic = "t", .concurrency = 5000}));
   registry.add(make_listener("loop", [](const Message&) {}, {.topic = "t", .dead_letter_topic = "t"}));
   registry.add(make_listener("loop", [](const Message&) {}, {.topic = "u"}));
   const auto& problems = registry.problems();
   REQUIRE(problems.size() == 5);
   CHECK_THAT(problems[0], Catch::Contains("'no_topic'") && Catch::Contains("names no topic"));
   CHECK_THAT(problems[1], Catch::Contains("retries must be >= 0"));
-  CHECK_THAT(problems[2], Catch::Contains("concurrency 3 needs a group_id"));
+  CHECK_THAT(problems[2], Catch::Contains("concurrency 5000 is more than 1024"));
   CHECK_THAT(problems[3], Catch::Contains("dead_letter_topic 't' is also a topic"));
   CHECK_THAT(problems[4], Catch::Contains("two listeners are named 'loop'"));
 }

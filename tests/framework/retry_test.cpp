@@ -1,4 +1,4 @@
-// The retry + dead-letter wrapper, on the in-memory broker.
+// Retries and dead letters of the listener container, on the in-memory broker (inline: deterministic).
 #include <map>
 
 #include <catch2/catch.hpp>
@@ -6,8 +6,11 @@
 #include <cppfly/messaging/dead_letter.hpp>
 #include <cppfly/messaging/in_memory_broker.hpp>
 #include <cppfly/messaging/json_codec.hpp>
+#include <cppfly/messaging/listener_container.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <thread>
 
@@ -33,12 +36,16 @@ FailurePolicy policy(int retries, std::string dlq = {}) {
   return {.retry = {.retries = retries, .delay = 0ms}, .dead_letter_topic = std::move(dlq), .listener_name = "test"};
 }
 
+Subscription with_policy(MessageHandler handler, FailurePolicy failure) {
+  return {.topic = "orders", .handler = std::move(handler), .group = {}, .container = {.failure = std::move(failure)}};
+}
+
 }  // namespace
 
 TEST_CASE("retry: a handler that fails twice succeeds on the third attempt", "[retry]") {
   InMemoryMessageBroker broker;
   Flaky flaky{.failures = 2};
-  broker.subscribe("orders", with_failure_policy(std::ref(flaky), policy(3, "orders-dlq"), broker));
+  broker.subscribe(with_policy(std::ref(flaky), policy(3, "orders-dlq")));
   broker.start();
   broker.publish("orders", "x");
   CHECK(flaky.calls == 3);
@@ -48,7 +55,7 @@ TEST_CASE("retry: a handler that fails twice succeeds on the third attempt", "[r
 TEST_CASE("retry: exhausted retries send the message to the dead-letter topic, all kept", "[retry][dlq]") {
   InMemoryMessageBroker broker;
   Flaky flaky{.failures = 100};
-  broker.subscribe("orders", with_failure_policy(std::ref(flaky), policy(2, "orders-dlq"), broker));
+  broker.subscribe(with_policy(std::ref(flaky), policy(2, "orders-dlq")));
   broker.start();
   CHECK_NOTHROW(broker.publish("orders", R"({"id":9})", {.key = "k9", .headers = {{"trace", "t-1"}}}));
   CHECK(flaky.calls == 3);
@@ -69,7 +76,7 @@ TEST_CASE("retry: exhausted retries send the message to the dead-letter topic, a
 TEST_CASE("retry: exhausted retries without a dead-letter topic let the error surface", "[retry]") {
   InMemoryMessageBroker broker;
   Flaky flaky{.failures = 100};
-  broker.subscribe("orders", with_failure_policy(std::ref(flaky), policy(1), broker));
+  broker.subscribe(with_policy(std::ref(flaky), policy(1)));
   broker.start();
   CHECK_THROWS_AS(broker.publish("orders", "x"), TransientError);
   CHECK(flaky.calls == 2);
@@ -82,7 +89,7 @@ TEST_CASE("retry: an undecodable payload is dead-lettered at once, without retri
     ++calls;
     (void)parse_json(m);
   };
-  broker.subscribe("orders", with_failure_policy(decode, policy(5, "orders-dlq"), broker));
+  broker.subscribe(with_policy(decode, policy(5, "orders-dlq")));
   broker.start();
   broker.publish("orders", "not json");
   CHECK(calls == 1);
@@ -98,7 +105,7 @@ TEST_CASE("retry: an undecodable payload without a dead-letter topic is skipped,
   InMemoryMessageBroker broker;
   std::vector<int> ids;
   MessageHandler decode = [&](const Message& m) { ids.push_back(parse_json(m).at("id").get<int>()); };
-  broker.subscribe("orders", with_failure_policy(decode, policy(3), broker));
+  broker.subscribe(with_policy(decode, policy(3)));
   broker.start();
   CHECK_NOTHROW(broker.publish("orders", "{broken"));
   broker.publish("orders", R"({"id":2})");
@@ -163,50 +170,86 @@ TEST_CASE("dead_letter_options adds timestamp and group, bounds the message and 
   CHECK_FALSE(second.headers.contains("x-original-timestamp"));
 }
 
-TEST_CASE("retry: a dead-letter publish that fails asks the adapter to deliver the message again", "[retry][dlq]") {
-  /// Refuses every publish: the dead-letter topic cannot be reached.
-  struct DownBroker : MessageBrokerPort {
-    DeliveryResult publish(std::string_view topic, std::string_view, PublishOptions) override {
-      throw BrokerError("cannot reach '" + std::string(topic) + "'");
+TEST_CASE("retry: a dead-letter topic that cannot be reached holds the record, tried again until it is",
+          "[retry][dlq]") {
+  /// Refuses the first publish (the dead-letter topic is down), then takes them.
+  struct FlakyDeadLetters : MessageBrokerPort {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int refused = 0;
+    std::vector<std::string> taken;
+    DeliveryResult publish(std::string_view topic, std::string_view value, PublishOptions) override {
+      const std::lock_guard lock(mutex);
+      changed.notify_all();
+      if (refused++ == 0) throw BrokerError("cannot reach '" + std::string(topic) + "'");
+      taken.emplace_back(value);
+      return {};
     }
     std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
     void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
     bool flush(std::chrono::milliseconds) override { return true; }
-    void subscribe(std::string_view, MessageHandler, std::optional<std::string>) override {}
+    using MessageBrokerPort::subscribe;
+    void subscribe(Subscription) override {}
     void start() override {}
     void stop() override {}
-  } down;
-  auto handler = with_failure_policy([](const Message&) { throw std::runtime_error("boom"); }, policy(1, "dlq"), down);
-  CHECK_THROWS_AS(handler(Message{.topic = "orders", .value = "x"}), RedeliveryRequired);
-  CHECK_THROWS_WITH(handler(Message{.topic = "orders", .value = "x"}), Catch::Contains("cannot reach 'dlq'"));
+  } dead_letters;
+  std::atomic<int> calls{0};
+  ListenerContainer container(with_policy([&](const Message&) {
+                                ++calls;
+                                throw std::runtime_error("boom");
+                              }, policy(0, "dlq")),
+                              dead_letters, ContainerRuntime{.assign_on_offer = true});
+  container.start();
+  container.offer(Message{.topic = "orders", .value = "x", .partition = 0, .offset = 5});
+  {
+    std::unique_lock lock(dead_letters.mutex);
+    REQUIRE(dead_letters.changed.wait_for(lock, 10s, [&] { return dead_letters.refused == 1; }));
+  }
+  // Refused: not settled, the partition's position stays at the record.
+  const auto held = container.take_positions();
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].offset == 5);
+  {
+    std::unique_lock lock(dead_letters.mutex);
+    REQUIRE(dead_letters.changed.wait_for(lock, 10s, [&] { return dead_letters.taken.size() == 1; }));
+  }
+  CHECK(calls.load() == 1);  // the handler is not run again: only the dead-letter publish is tried again
+  const auto stopped = container.stop();
+  REQUIRE(stopped.size() == 1);
+  CHECK(stopped[0].offset == 6);
 }
 
-TEST_CASE("retry: cancelled waits end a retry wait at once and leave the message unsettled", "[retry][stop]") {
+TEST_CASE("retry: stop ends a retry wait at once and leaves the message unsettled", "[retry][stop]") {
   InMemoryMessageBroker broker;
   std::atomic<int> calls{0};
-  auto waits = std::make_shared<RetryWaits>();
   FailurePolicy stoppable = policy(5, "orders-dlq");
   stoppable.retry.delay = 60s;
-  stoppable.waits = waits;
-  broker.subscribe("orders", with_failure_policy([&](const Message&) {
+  broker.subscribe(with_policy([&](const Message&) {
     ++calls;
     throw TransientError("down");
-  }, stoppable, broker));
+  }, stoppable));
   broker.start();
-  // Cancels once the first attempt failed, i.e. while the wrapper waits 60 s for retry 1.
+  // Stops once the first attempt failed, i.e. while the container waits 60 s for retry 1.
   std::thread stopper([&] {
     while (calls.load() == 0) std::this_thread::yield();
-    waits->cancel();
+    broker.stop();
   });
   const auto start = std::chrono::steady_clock::now();
-  CHECK_THROWS_AS(broker.publish("orders", "x"), RedeliveryRequired);
+  CHECK_NOTHROW(broker.publish("orders", "x"));
   stopper.join();
   CHECK(std::chrono::steady_clock::now() - start < 30s);
   CHECK(calls.load() == 1);
   CHECK(broker.published("orders-dlq").empty());  // neither retried nor dead-lettered
+}
 
-  // Cancelled stays cancelled (a wait ends at once) until reset().
-  CHECK_FALSE(waits->wait_for(60s));
-  waits->reset();
-  CHECK(waits->wait_for(1ms));
+TEST_CASE("retry: Message::attempt counts the deliveries of a record, 1 first", "[retry]") {
+  InMemoryMessageBroker broker;
+  std::vector<int> attempts;
+  broker.subscribe(with_policy([&](const Message& m) {
+    attempts.push_back(m.attempt);
+    if (m.attempt < 3) throw TransientError("not yet");
+  }, policy(4)));
+  broker.start();
+  broker.publish("orders", "x");
+  CHECK(attempts == std::vector<int>{1, 2, 3});
 }

@@ -1,6 +1,8 @@
 // The Kafka adapter against librdkafka's in-process mock cluster: always available.
 #include <atomic>
 #include <future>
+#include <map>
+#include <algorithm>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -16,6 +18,9 @@ using namespace cppfly::kafka;
 using namespace cppfly::kafka::test;
 using messaging::BrokerError;
 using messaging::PublishOptions;
+using messaging::Ordering;
+using messaging::Subscription;
+using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -441,20 +446,93 @@ TEST_CASE("a misspelled secret property is refused with the nearest librdkafka n
   }
 }
 
-TEST_CASE("embedded: a record its handler could not settle is delivered again, in order", "[kafka][embedded]") {
+TEST_CASE("embedded: under key ordering a retrying record holds only its key, other keys go on, each in order",
+          "[kafka][embedded][container]") {
   KafkaAdapter adapter(test_properties("embedded"));
-  const auto topic = unique_name("redeliver");
+  const auto topic = unique_name("keyed");
   Inbox inbox;
-  std::atomic<int> refusals{0};
-  // The first delivery of "b" fails as a failed dead-letter publish does: RedeliveryRequired.
-  adapter.subscribe(topic, inbox.handler([&](const Message& m) {
-    if (m.value == "b" && refusals.fetch_add(1) == 0) throw messaging::RedeliveryRequired("dead-letter topic down");
-  }), unique_name("group"));
+  std::atomic<int> failures{0};
+  // a-0 fails twice (retried after 300 ms, then 600 ms); b-* and c-* must not wait for it.
+  adapter.subscribe(Subscription{
+      .topic = topic,
+      .handler = inbox.handler([&](const Message& m) {
+        if (m.value == "a-0" && m.attempt <= 2) {
+          failures.fetch_add(1);
+          throw std::runtime_error("not yet");
+        }
+      }),
+      .group = unique_name("group"),
+      .container = {.ordering = Ordering::key,
+                    .concurrency = 4,
+                    .failure = {.retry = {.retries = 3, .delay = 300ms}}}});
   adapter.start();
-  for (const char* value : {"a", "b", "c"}) adapter.publish(topic, value, PublishOptions{.partition = 0});
-  REQUIRE(inbox.wait_for_count(4));
-  CHECK(inbox.values() == std::vector<std::string>{"a", "b", "b", "c"});
-  CHECK(refusals == 2);
+  std::vector<std::string> published;
+  for (int i = 0; i < 20; ++i) {
+    for (const char* key : {"a", "b", "c"}) {
+      const std::string value = std::string(key) + "-" + std::to_string(i);
+      adapter.publish(topic, value, PublishOptions{.key = key, .partition = 0});
+      published.push_back(value);
+    }
+  }
+  REQUIRE(inbox.wait_until([](const std::vector<Message>& m) {
+    return std::count_if(m.begin(), m.end(), [](const Message& x) { return x.value == "a-19"; }) == 1;
+  }));
+  const auto values = inbox.values();
+  CHECK(failures.load() == 2);
+  // Each key in order; a-0 seen three times (two failures), everything else once.
+  std::map<std::string, std::vector<int>> by_key;
+  for (const auto& v : values) by_key[v.substr(0, 1)].push_back(std::stoi(v.substr(2)));
+  for (const auto& [key, seq] : by_key) {
+    INFO(key);
+    std::vector<int> expected;
+    if (key == "a") expected = {0, 0};
+    for (int i = 0; i < 20; ++i) expected.push_back(i);
+    CHECK(seq == expected);
+  }
+  // b and c were all handled before a-0 succeeded at its third attempt.
+  const auto third_a0 = std::find(std::next(std::find(std::next(std::find(values.begin(), values.end(), "a-0")),
+                                                      values.end(), "a-0")),
+                                  values.end(), "a-0");
+  REQUIRE(third_a0 != values.end());
+  CHECK(std::find(third_a0, values.end(), "b-19") == values.end());
+  CHECK(std::find(third_a0, values.end(), "c-19") == values.end());
+  adapter.stop();
+}
+
+TEST_CASE("embedded: stop during a 60 s retry wait returns at once, the record comes again after a restart",
+          "[kafka][embedded][container]") {
+  KafkaAdapter adapter(test_properties("embedded"));
+  const auto topic = unique_name("stopwait");
+  Inbox inbox;
+  std::atomic<bool> failing{true};
+  adapter.subscribe(Subscription{
+      .topic = topic,
+      .handler = inbox.handler([&](const Message&) {
+        if (failing.load()) throw std::runtime_error("down");
+      }),
+      .group = unique_name("group"),
+      .container = {.failure = {.retry = {.retries = 5, .delay = 60s}, .dead_letter_topic = topic + "-dlq"},
+                    .shutdown_timeout = 5s}});
+  adapter.start();
+  adapter.publish(topic, "poison", PublishOptions{.partition = 0});
+  adapter.publish(topic, "behind", PublishOptions{.partition = 0});
+  REQUIRE(inbox.wait_for_values({"poison"}));
+  // "poison" failed and waits 60 s for its retry; "behind" waits behind it (partition order).
+  const auto start = std::chrono::steady_clock::now();
+  adapter.stop();
+  CHECK(std::chrono::steady_clock::now() - start < 7s);  // the shutdown timeout + 2 s
+  CHECK(inbox.values() == std::vector<std::string>{"poison"});
+
+  // Started again: neither was settled, so both come, the poison pill first, at attempt 1.
+  failing.store(false);
+  adapter.start();
+  REQUIRE(inbox.wait_for_values({"behind"}));
+  const auto messages = inbox.messages();
+  REQUIRE(messages.size() == 3);
+  CHECK(messages[1].value == "poison");
+  CHECK(messages[1].attempt == 1);
+  CHECK(messages[2].value == "behind");
+  CHECK(inbox.size() == 3);
   adapter.stop();
 }
 

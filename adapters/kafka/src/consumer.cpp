@@ -20,8 +20,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// How long a record that could not be settled waits before it is delivered again.
-constexpr std::chrono::milliseconds kRedeliveryBackoff{1000};
+/// Positions are stored at most this often while records flow (and whenever the fetch loop idles).
+constexpr std::chrono::milliseconds kStoreInterval{10};
 using namespace std::chrono_literals;
 
 std::string describe(const Subscription& subscription) {
@@ -59,11 +59,12 @@ std::string partitions_text(const rd_kafka_topic_partition_list_t* partitions) {
 }  // namespace
 
 Consumer::Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle conf,
-                   std::chrono::milliseconds cluster_timeout)
+                   std::chrono::milliseconds cluster_timeout, messaging::MessageBrokerPort& dead_letters)
     : ClientContext(describe(*subscription)),
       subscription_(std::move(subscription)),
       cluster_timeout_(cluster_timeout),
-      conf_(std::move(conf)) {
+      conf_(std::move(conf)),
+      dead_letters_(dead_letters) {
   if (subscription_->group) {
     group_id_ = *subscription_->group;
     set_property(conf_.get(), "group.id", group_id_, "group '" + group_id_ + "' of topic '" + subscription_->topic + "'");
@@ -91,6 +92,13 @@ void Consumer::start() {
   }
   (void)conf_.release();  // owned by rk_ now
   rd_kafka_poll_set_consumer(rk_.get());
+  consumer_queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+  container_ = std::make_unique<messaging::ListenerContainer>(
+      *subscription_, dead_letters_,
+      messaging::ContainerRuntime{.inline_execution = false,
+                                  .block_when_full = false,
+                                  .assign_on_offer = false,
+                                  .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); }});
 
   if (broadcast()) record_start_offsets();
 
@@ -99,8 +107,8 @@ void Consumer::start() {
   if (const auto err = rd_kafka_subscribe(rk_.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     throw messaging::BrokerError("cannot subscribe to '" + subscription_->topic + "': " + rd_kafka_err2str(err));
   }
-  // The thread holds the consumer: stop() called from this subscription's own handler
-  // cannot join its own thread, so it detaches and the thread finishes on its own.
+  container_->start();
+  // The thread holds the consumer.
   poller_ = std::thread([self = shared_from_this()] { self->run(); });
   poller_id_ = poller_.get_id();
   started_ = true;
@@ -241,6 +249,7 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
       }
     }
     log.info("kafka: {}: assigned partitions {}", description(), partitions_text(partitions));
+    container_->assign(partitions_of(partitions));
     if (cooperative) {
       const ErrorHandle error(rd_kafka_incremental_assign(rk, partitions));
       if (error) log.error("kafka: {}: assign failed: {}", description(), rd_kafka_error_string(error.get()));
@@ -249,7 +258,9 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     log.info("kafka: {}: partitions {} revoked", description(), partitions_text(partitions));
-    // What the handlers finished so far must not be redelivered to the next owner.
+    // Running handlers of these partitions finish (within the shutdown timeout); what they finished
+    // must not be redelivered to the next owner.
+    store(container_->revoke(partitions_of(partitions)));
     commit_stored("partitions revoked");
     if (cooperative) {
       const ErrorHandle error(rd_kafka_incremental_unassign(rk, partitions));
@@ -259,6 +270,7 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
   } else {
     log.warn("kafka: {}: rebalance error: {}", description(), rd_kafka_err2str(err));
+    store(container_->revoke(partitions_of(partitions)));
     if (cooperative) {
       const ErrorHandle error(rd_kafka_incremental_unassign(rk, partitions));
     } else {
@@ -289,15 +301,30 @@ bool Consumer::commit_stored(const char* why) {
   return err != RD_KAFKA_RESP_ERR__TIMED_OUT;
 }
 
+std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<messaging::TopicPartition> out;
+  for (int i = 0; list != nullptr && i < list->cnt; ++i) out.push_back({list->elems[i].topic, list->elems[i].partition});
+  return out;
+}
+
 void Consumer::run() noexcept {
+  auto stored_at = Clock::now();
   while (!stop_requested_.load()) {
     try {
       const MessageHandle record(rd_kafka_consumer_poll(rk_.get(), 100));
-      if (!record) continue;
-      if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        report(*record);
-      } else {
-        dispatch(*record);
+      if (record) {
+        if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          report(*record);
+        } else {
+          container_->offer(to_message(*record));
+        }
+      }
+      if (container_->has_news()) {
+        const auto now = Clock::now();
+        if (!record || now - stored_at >= kStoreInterval) {
+          apply_container();
+          stored_at = now;
+        }
       }
     } catch (const std::exception& e) {
       cppfly::detail::log().error("kafka: {}: {}", description(), e.what());
@@ -305,95 +332,54 @@ void Consumer::run() noexcept {
       cppfly::detail::log().error("kafka: {}: unknown error in the poll loop", description());
     }
   }
+  try {
+    store(container_->stop());
+  } catch (const std::exception& e) {
+    cppfly::detail::log().error("kafka: {}: stopping the listener container failed: {}", description(), e.what());
+  } catch (...) {
+    cppfly::detail::log().error("kafka: {}: stopping the listener container failed", description());
+  }
   close_client();
   finished_.set_value();
 }
 
-void Consumer::dispatch(const rd_kafka_message_t& record) {
-  // One Message per consumer, refilled for each record: its strings keep their capacity,
-  // so a record costs no allocation for its topic and (usual sizes of) value.
-  messaging::Message& message = message_;
-  if (record.rkt != message_topic_) {  // a consumer reads one topic: set its name once
-    message.topic.assign(rd_kafka_topic_name(record.rkt));
-    message_topic_ = record.rkt;
-  }
-  if (record.payload != nullptr) {
-    message.value.assign(static_cast<const char*>(record.payload), record.len);
-  } else {
-    message.value.clear();
-  }
-  if (record.key != nullptr) {
-    const std::string_view key(static_cast<const char*>(record.key), record.key_len);
-    if (message.key) {
-      message.key->assign(key);
+void Consumer::apply_container() {
+  auto& log = cppfly::detail::log();
+  const auto flow = container_->take_flow_changes();
+  auto apply = [&](const std::vector<messaging::TopicPartition>& partitions, bool pause) {
+    if (partitions.empty()) return;
+    const PartitionListHandle list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (const auto& p : partitions) rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition);
+    const auto err = pause ? rd_kafka_pause_partitions(rk_.get(), list.get())
+                           : rd_kafka_resume_partitions(rk_.get(), list.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      log.warn("kafka: {}: cannot {} partitions: {}", description(), pause ? "pause" : "resume", rd_kafka_err2str(err));
     } else {
-      message.key.emplace(key);
+      log.debug("kafka: {}: {} {} partition(s) (records buffered: {})", description(), pause ? "paused" : "resumed",
+                partitions.size(), container_->buffered());
     }
-  } else {
-    message.key.reset();
-  }
-  // Headers are read only if something looks at them: librdkafka allocates to parse a
-  // record's header block even when it holds none.
-  messaging::DeferredHeaders::defer(message.headers, &record, &read_headers);
-  struct Forget {
-    messaging::Headers& headers;
-    ~Forget() { messaging::DeferredHeaders::forget(headers); }
-  } forget{message.headers};
-  message.partition = record.partition;
-  message.offset = record.offset;
-  rd_kafka_timestamp_type_t timestamp_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-  const auto timestamp = rd_kafka_message_timestamp(&record, &timestamp_type);
-  message.timestamp_ms = timestamp_type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : timestamp;
-
-  try {
-    subscription_->handler(message);
-  } catch (const messaging::RedeliveryRequired& e) {
-    // Neither handled nor dead-lettered: not acknowledged; read again from this record.
-    cppfly::detail::log().error("kafka: handler for '{}' [partition {}, offset {}] could not settle the record: {}; "
-                                "it is delivered again",
-                                message.topic, message.partition, message.offset, e.what());
-    rewind(record);
-    return;
-  } catch (const std::exception& e) {
-    // The framework's retry/dead-letter wrapper runs inside the handler: an exception that
-    // reaches this point means its retries are exhausted and there is no dead-letter topic.
-    cppfly::detail::log().error("kafka: handler for '{}' [partition {}, offset {}] failed: {}; skipping the record",
-                                message.topic, message.partition, message.offset, e.what());
-  } catch (...) {
-    cppfly::detail::log().error(
-        "kafka: handler for '{}' [partition {}, offset {}] failed (non-standard exception); skipping the record",
-        message.topic, message.partition, message.offset);
-  }
-
-  // Handled (or given up on): the next record of this partition is where to resume.
-  if (broadcast()) {
-    next_offsets_[record.partition] = record.offset + 1;
-    return;
-  }
-  // rd_kafka_offset_store() stores record.offset + 1 through the record's own topic handle: the same
-  // (non-forced) store as rd_kafka_offsets_store() of a one-entry list, without allocating that list
-  // and looking the topic up by name for every record.
-  if (const auto err = rd_kafka_offset_store(record.rkt, record.partition, record.offset);
-      err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    // Typically: the partition was revoked meanwhile; its next owner resumes from the
-    // last commit, so this record may be delivered again (at-least-once).
-    cppfly::detail::log().debug("kafka: {}: cannot store offset {} of partition {}: {}", description(),
-                                record.offset + 1, record.partition, rd_kafka_err2str(err));
-  }
+  };
+  apply(flow.pause, true);
+  apply(flow.resume, false);
+  store(container_->take_positions());
 }
 
-void Consumer::rewind(const rd_kafka_message_t& record) {
-  const PartitionListHandle position(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(position.get(), rd_kafka_topic_name(record.rkt), record.partition)->offset =
-      record.offset;
-  const ErrorHandle error(rd_kafka_seek_partitions(rk_.get(), position.get(), static_cast<int>(cluster_timeout_.count())));
-  if (error) {
-    cppfly::detail::log().error("kafka: {}: cannot rewind partition {} to offset {}: {}", description(),
-                                record.partition, record.offset, rd_kafka_error_string(error.get()));
+void Consumer::store(const std::vector<messaging::Position>& positions) {
+  if (positions.empty()) return;
+  if (broadcast()) {
+    for (const auto& position : positions) next_offsets_[position.partition.partition] = position.offset;
+    return;
   }
-  // Back off before the record comes again, so a broker outage is not a busy loop; stop() cuts it short.
-  const auto until = Clock::now() + kRedeliveryBackoff;
-  while (!stop_requested_.load() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const PartitionListHandle list(rd_kafka_topic_partition_list_new(static_cast<int>(positions.size())));
+  for (const auto& position : positions) {
+    rd_kafka_topic_partition_list_add(list.get(), position.partition.topic.c_str(), position.partition.partition)
+        ->offset = position.offset;
+  }
+  if (const auto err = rd_kafka_offsets_store(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Typically: a partition was revoked meanwhile; its next owner resumes from the last commit,
+    // so its records since then may be delivered again (at-least-once).
+    cppfly::detail::log().debug("kafka: {}: cannot store offsets: {}", description(), rd_kafka_err2str(err));
+  }
 }
 
 void Consumer::report(const rd_kafka_message_t& record) {
@@ -419,6 +405,7 @@ void Consumer::close_client() noexcept {
   try {
     auto& log = cppfly::detail::log();
     const bool reachable = commit_stored("stop");
+    consumer_queue_.reset();  // before the client goes
     // Leave the group within a bound: rd_kafka_consumer_close() may block for up to
     // session.timeout.ms when the coordinator is gone.
     bool closed = false;

@@ -1,5 +1,5 @@
-// One subscription's consumer: a librdkafka high-level consumer and its poll thread,
-// on which the handler runs. Internal.
+// One subscription's consumer: a librdkafka high-level consumer, its fetch thread and the listener
+// container the fetch thread feeds (handlers run on the container's workers). Internal.
 #pragma once
 
 #include <atomic>
@@ -14,18 +14,14 @@
 #include <thread>
 
 #include <cppfly/messaging/broker_port.hpp>
+#include <cppfly/messaging/listener_container.hpp>
 
 #include "client_context.hpp"
 #include "handles.hpp"
 
 namespace cppfly::kafka::detail {
 
-/// What subscribe() recorded.
-struct Subscription {
-  std::string topic;
-  messaging::MessageHandler handler;
-  std::optional<std::string> group;  ///< none: broadcast
-};
+using messaging::Subscription;
 
 /// Owned by shared_ptr (start() hands a reference to the poll thread).
 class Consumer final : public ClientContext, public std::enable_shared_from_this<Consumer> {
@@ -34,7 +30,7 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   /// settings) and the callbacks are added here. `cluster_timeout` bounds every blocking
   /// exchange with the cluster (start offsets, commits, leaving the group).
   Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle conf,
-           std::chrono::milliseconds cluster_timeout);
+           std::chrono::milliseconds cluster_timeout, messaging::MessageBrokerPort& dead_letters);
   /// request_stop() + join().
   ~Consumer() override;
   Consumer(const Consumer&) = delete;
@@ -45,7 +41,7 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   /// start() returned. Throws config::ConfigError / messaging::BrokerError. Does nothing
   /// when request_stop() came first.
   void start();
-  /// Asks the poll thread to stop after its in-flight handler. Does not wait.
+  /// Asks the fetch thread to stop (its container then stops within its shutdown timeout). Does not wait.
   void request_stop() noexcept;
   /// Waits until the poll thread has committed, left the group and the client is destroyed.
   /// Called on the poll thread itself (stop() from this subscription's handler), it cannot
@@ -62,13 +58,14 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) noexcept;
-  /// Seeks the record's partition back to it (it was not settled) and backs off.
-  void rewind(const rd_kafka_message_t& record);
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void record_start_offsets();
   [[nodiscard]] std::int64_t broadcast_position(std::int32_t partition) const;
   void run() noexcept;
-  void dispatch(const rd_kafka_message_t& record);
+  /// Applies what the container asks: pause/resume partitions, store positions.
+  void apply_container();
+  void store(const std::vector<messaging::Position>& positions);
+  static std::vector<messaging::TopicPartition> partitions_of(const rd_kafka_topic_partition_list_t* list);
   void report(const rd_kafka_message_t& record);
   /// Commits the stored offsets, waiting at most cluster_timeout_. False when the commit
   /// did not complete in time (the coordinator is unreachable).
@@ -86,8 +83,9 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   std::map<std::int32_t, std::int64_t> start_offsets_;  ///< partition → end offset at start()
   std::map<std::int32_t, std::int64_t> next_offsets_;   ///< partition → offset after the last handled record
 
-  messaging::Message message_;  ///< the record being handled (poll thread only)
-  const rd_kafka_topic_t* message_topic_{nullptr};  ///< whose name message_.topic holds
+  messaging::MessageBrokerPort& dead_letters_;
+  std::unique_ptr<messaging::ListenerContainer> container_;  ///< made by start()
+  QueueHandle consumer_queue_;  ///< to wake the fetch thread (destroyed before rk_)
 
   std::mutex lifecycle_;
   std::atomic<bool> stop_requested_{false};

@@ -115,10 +115,11 @@ struct KafkaAdapter::Impl {
     if (embedded) embedded->ensure_topic(topic);
   }
 
-  [[nodiscard]] std::shared_ptr<detail::Consumer> make_consumer(std::shared_ptr<const detail::Subscription> s) const {
+  [[nodiscard]] std::shared_ptr<detail::Consumer> make_consumer(std::shared_ptr<const detail::Subscription> s) {
     return std::make_shared<detail::Consumer>(std::move(s), detail::duplicate(consumer_conf.get()),
-                                              properties.connect_timeout);
+                                              properties.connect_timeout, *port);
   }
+  messaging::MessageBrokerPort* port{nullptr};  ///< the adapter: dead letters are published through it
 
   void stop_locked() {
     std::vector<std::shared_ptr<detail::Consumer>> stopping;
@@ -150,6 +151,7 @@ struct KafkaAdapter::Impl {
 
 KafkaAdapter::KafkaAdapter(config::KafkaProperties properties)
     : impl_(std::make_unique<Impl>(std::move(properties))) {
+  impl_->port = this;
   auto& p = impl_->properties;
   // Validate everything before anything starts: a refused property throws ConfigError here.
   impl_->producer_conf = detail::make_client_conf(p, p.bootstrap_servers, detail::ClientKind::producer);
@@ -277,15 +279,13 @@ std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, 
   }
 }
 
-void KafkaAdapter::subscribe(std::string_view topic, messaging::MessageHandler handler,
-                             std::optional<std::string> group) {
-  if (topic.empty()) throw BrokerError("cannot subscribe: the topic name is empty");
-  if (!handler) throw BrokerError("cannot subscribe to '" + std::string(topic) + "': the handler is empty");
-  if (group && group->empty()) group.reset();  // "" means no group, as in PyFly
-  impl_->prepare_topic(topic);
+void KafkaAdapter::subscribe(messaging::Subscription given) {
+  if (given.topic.empty()) throw BrokerError("cannot subscribe: the topic name is empty");
+  if (!given.handler) throw BrokerError("cannot subscribe to '" + given.topic + "': the handler is empty");
+  if (given.group && given.group->empty()) given.group.reset();  // "" means no group, as in PyFly
+  impl_->prepare_topic(given.topic);
 
-  auto subscription = std::make_shared<const detail::Subscription>(
-      detail::Subscription{std::string(topic), std::move(handler), std::move(group)});
+  auto subscription = std::make_shared<const detail::Subscription>(std::move(given));
   std::shared_ptr<detail::Consumer> consumer;
   {
     const std::lock_guard lock(impl_->state_mutex);
@@ -346,6 +346,8 @@ void KafkaAdapter::start() {
 }
 
 void KafkaAdapter::stop() {
+  // From a handler: its container does not wait for it (the stop would wait for itself).
+  const messaging::ListenerContainer::StopFromHandler from_handler;
   const std::lock_guard lifecycle(impl_->lifecycle);
   impl_->stop_locked();
 }

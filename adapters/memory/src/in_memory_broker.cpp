@@ -27,19 +27,36 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-/// One group of one topic: its members and the round-robin cursor (shared across snapshots).
+using Container = std::shared_ptr<ListenerContainer>;
+
+/// One group of one topic: its members' containers and the round-robin cursor (shared across snapshots).
 struct Group {
   std::string name;
-  std::vector<MessageHandler> members;
+  std::vector<Container> members;
   std::shared_ptr<std::atomic<std::uint64_t>> next = std::make_shared<std::atomic<std::uint64_t>>(0);
 };
+
+/// Adds `container` to `topic`'s broadcast list or to its group.
+template <class Topic>
+void add_member(Topic& topic, const std::optional<std::string>& group, Container container) {
+  if (!group) {
+    topic.broadcast.push_back(std::move(container));
+    return;
+  }
+  auto it = std::find_if(topic.groups.begin(), topic.groups.end(), [&](const Group& g) { return g.name == *group; });
+  if (it == topic.groups.end()) {
+    topic.groups.push_back(Group{.name = *group, .members = {}});
+    it = std::prev(topic.groups.end());
+  }
+  it->members.push_back(std::move(container));
+}
 
 }  // namespace
 
 /// The subscribers of one topic (immutable once published in a snapshot) and its offset counter.
 struct InMemoryMessageBroker::Topic {
   std::string name;
-  std::vector<MessageHandler> broadcast;
+  std::vector<Container> broadcast;
   std::vector<Group> groups;
   std::shared_ptr<std::atomic<std::int64_t>> next_offset = std::make_shared<std::atomic<std::int64_t>>(0);
 };
@@ -53,14 +70,58 @@ InMemoryMessageBroker::InMemoryMessageBroker(InMemoryBrokerOptions options)
 
 InMemoryMessageBroker::~InMemoryMessageBroker() = default;
 
+std::shared_ptr<ListenerContainer> InMemoryMessageBroker::make_container(const Subscription& subscription) {
+  auto container = std::make_shared<ListenerContainer>(
+      subscription, *this,
+      ContainerRuntime{.inline_execution = !options_.threaded, .block_when_full = true, .assign_on_offer = true});
+  container->start();
+  return container;
+}
+
 void InMemoryMessageBroker::start() {
-  running_.store(true, std::memory_order_release);
+  if (running_.load()) return;
+  {
+    // Containers are made anew at each start (a stopped one stays stopped).
+    std::lock_guard lock(routes_mutex_);
+    std::unordered_map<std::string, std::shared_ptr<Topic>> topics;
+    for (const auto& [name, topic] : routes_->topics) {
+      auto fresh = std::make_shared<Topic>();
+      fresh->name = topic->name;
+      fresh->next_offset = topic->next_offset;
+      topics.emplace(name, std::move(fresh));
+    }
+    for (const auto& subscription : subscriptions_) {
+      auto& topic = topics[subscription.topic];
+      if (!topic) {
+        topic = std::make_shared<Topic>();
+        topic->name = subscription.topic;
+      }
+      add_member(*topic, subscription.group, make_container(subscription));
+    }
+    auto routes = std::make_shared<Routes>();
+    for (auto& [name, topic] : topics) routes->topics.emplace(name, std::move(topic));
+    routes_ = std::move(routes);
+    running_.store(true, std::memory_order_release);
+  }
   detail::log().debug("in-memory broker started");
 }
 
 void InMemoryMessageBroker::stop() {
+  const ListenerContainer::StopFromHandler from_handler;
   stopping_.store(true);
   const bool was_running = running_.exchange(false);
+  // Containers first: a record waiting to be retried stops waiting (it is dropped, not settled).
+  std::shared_ptr<const Routes> routes;
+  {
+    std::lock_guard lock(routes_mutex_);
+    routes = routes_;
+  }
+  for (const auto& [name, topic] : routes->topics) {
+    for (const auto& container : topic->broadcast) container->stop();
+    for (const auto& group : topic->groups) {
+      for (const auto& container : group.members) container->stop();
+    }
+  }
   {
     // Deliveries this thread is inside of (stop() called from a handler) cannot finish first.
     std::unique_lock lock(idle_mutex_);
@@ -70,27 +131,18 @@ void InMemoryMessageBroker::stop() {
   if (was_running) detail::log().debug("in-memory broker stopped");
 }
 
-void InMemoryMessageBroker::subscribe(std::string_view topic, MessageHandler handler,
-                                      std::optional<std::string> group) {
-  if (!handler) throw BrokerError("subscribe to '" + std::string(topic) + "': the handler is empty");
+void InMemoryMessageBroker::subscribe(Subscription subscription) {
+  if (!subscription.handler) throw BrokerError("subscribe to '" + subscription.topic + "': the handler is empty");
+  if (subscription.group && subscription.group->empty()) subscription.group.reset();  // "" means none, as in PyFly
   std::lock_guard lock(routes_mutex_);
   auto routes = std::make_shared<Routes>(*routes_);
-  auto found = routes->topics.find(topic);
+  auto found = routes->topics.find(subscription.topic);
   auto updated = found != routes->topics.end() ? std::make_shared<Topic>(*found->second) : std::make_shared<Topic>();
-  updated->name = std::string(topic);
-  if (!group) {
-    updated->broadcast.push_back(std::move(handler));
-  } else {
-    auto it = std::find_if(updated->groups.begin(), updated->groups.end(),
-                           [&](const Group& g) { return g.name == *group; });
-    if (it == updated->groups.end()) {
-      updated->groups.push_back(Group{.name = *group, .members = {}});
-      it = std::prev(updated->groups.end());
-    }
-    it->members.push_back(std::move(handler));
-  }
-  routes->topics.insert_or_assign(std::string(topic), std::move(updated));
+  updated->name = subscription.topic;
+  if (running_.load()) add_member(*updated, subscription.group, make_container(subscription));
+  routes->topics.insert_or_assign(subscription.topic, std::move(updated));
   routes_ = std::move(routes);
+  subscriptions_.push_back(std::move(subscription));
 }
 
 std::shared_ptr<const InMemoryMessageBroker::Topic> InMemoryMessageBroker::find_or_add_topic(std::string_view topic) {
@@ -145,21 +197,22 @@ void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, P
   if (options_.record_published) {
     std::lock_guard lock(record_mutex_);
     record_.push_back(message);
+    if (options_.max_published > 0 && record_.size() > options_.max_published) record_.pop_front();
   }
 
   // Every subscriber gets its delivery even when an earlier one throws; the first error comes out.
   std::exception_ptr first_error;
-  auto call = [&](const MessageHandler& handler) {
+  auto call = [&](ListenerContainer& container) {
     try {
-      handler(message);
+      container.offer(message);
     } catch (...) {
       if (!first_error) first_error = std::current_exception();
     }
   };
-  for (const auto& handler : route->broadcast) call(handler);
+  for (const auto& container : route->broadcast) call(*container);
   for (const auto& group : route->groups) {
     auto index = group.next->fetch_add(1, std::memory_order_relaxed) % group.members.size();
-    call(group.members[index]);
+    call(*group.members[index]);
   }
   if (first_error) std::rethrow_exception(first_error);
 }
@@ -231,7 +284,7 @@ std::future<DeliveryResult> InMemoryMessageBroker::publish_async(std::string_vie
 
 std::vector<Message> InMemoryMessageBroker::published() const {
   std::lock_guard lock(record_mutex_);
-  return record_;
+  return {record_.begin(), record_.end()};
 }
 
 std::vector<Message> InMemoryMessageBroker::published(std::string_view topic) const {

@@ -67,7 +67,6 @@ class Application {
   void bind_instance(std::type_index type, void* instance);
   void bind_listeners();
   void run_hooks(messaging::HookPhase phase);
-  void warn_about_long_retries() const;
   [[nodiscard]] config::ConfigError located(const config::ConfigError& error) const;
 
   config::Config config_;
@@ -75,7 +74,6 @@ class Application {
   std::unique_ptr<messaging::MessageBrokerPort> broker_;
   std::unordered_map<std::type_index, void*> instances_;
   std::vector<std::shared_ptr<void>> owned_services_;
-  std::shared_ptr<messaging::RetryWaits> retry_waits_{std::make_shared<messaging::RetryWaits>()};
   bool running_{false};
   bool bound_{false};
   bool stopped_{false};

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -32,10 +33,18 @@ struct KafkaProperties {
   std::map<std::string, std::string> consumer_properties{};  ///< consumer only
 };
 
+/// pyfly.messaging.listener.* (and PyFly's pyfly.context.shutdown-timeout): every listener container's bounds.
+struct ListenerProperties {
+  std::size_t max_buffered_records{10000};                ///< fetched, not yet settled, per listener
+  std::size_t max_buffered_bytes{std::size_t{64} << 20U};  ///< the same in payload bytes
+  std::chrono::milliseconds shutdown_timeout{30000};      ///< pyfly.context.shutdown-timeout
+};
+
 /// pyfly.messaging.*
 struct MessagingProperties {
   Provider provider{Provider::memory};
   KafkaProperties kafka{};
+  ListenerProperties listener{};
 };
 
 }  // namespace cppfly::config

@@ -11,23 +11,14 @@
 #include <string_view>
 
 #include <cppfly/messaging/message.hpp>
+#include <cppfly/messaging/subscription.hpp>
 
 namespace cppfly::messaging {
-
-/// A handler receives each message; an exception it throws means "failed" (retry/dead-letter).
-using MessageHandler = std::function<void(const Message&)>;
 
 /// Any failure reported by a broker (publish refused, not started, unreachable, ...).
 class BrokerError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-/// Thrown through a handler when its message was neither handled nor dead-lettered (the dead-letter
-/// publish failed). Adapters must not acknowledge the message: they deliver it again later.
-class RedeliveryRequired : public BrokerError {
- public:
-  using BrokerError::BrokerError;
 };
 
 /// What became of one publish_async with a callback: where the record landed, or why it did not.
@@ -85,7 +76,13 @@ class MessageBrokerPort {
     throw BrokerError("this broker has no transactions");
   }
   /// No group: this handler gets every message. A group: one member of the group gets each message.
-  virtual void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) = 0;
+  /// Its records run in a listener container with `subscription.container`'s ordering, concurrency,
+  /// retries and dead-letter topic.
+  virtual void subscribe(Subscription subscription) = 0;
+  /// The same with the container's defaults: partition order, one at a time, no retry.
+  void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) {
+    subscribe(Subscription{.topic = std::string(topic), .handler = std::move(handler), .group = std::move(group)});
+  }
   /// Connect and begin consuming. subscribe() after start() also works.
   virtual void start() = 0;
   /// Stop fetching, finish in-flight handlers, commit, flush. Idempotent.

@@ -14,6 +14,18 @@ namespace cppfly::messaging {
 /// key (within its partition), in offset order; different keys run in parallel. none: no order.
 enum class Ordering { partition, key, none };
 
+[[nodiscard]] constexpr const char* to_string(Ordering ordering) noexcept {
+  switch (ordering) {
+    case Ordering::partition:
+      return "partition";
+    case Ordering::key:
+      return "key";
+    case Ordering::none:
+      break;
+  }
+  return "none";
+}
+
 /// Options of one listener. Designated initializers must follow this declaration order:
 /// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency, ordering.
 struct ListenerOptions {

@@ -8,21 +8,25 @@
 //   start()    creates the shared producer, checks that the cluster answers a metadata
 //              request within connect_timeout (else BrokerError), then starts one
 //              consumer per subscription. Idempotent.
-//   stop()     stops the consumers (each finishes its in-flight handler and commits),
-//              then flushes the producer within publish_timeout. Idempotent; start()
-//              may be called again afterwards.
+//   stop()     stops the consumers (each stops fetching, lets running handlers finish
+//              within the container's shutdown timeout, drops what is queued or waiting
+//              to retry, commits and leaves its group), then flushes the producer within
+//              publish_timeout. Idempotent, also from a handler; start() may be called
+//              again afterwards.
 //
 // Delivery
 //   publish() returns after the delivery report (acks=all, idempotent by default).
-//   Consumers are at-least-once: an offset is stored only after its handler returned,
-//   and committed on a timer, on partition revoke and on stop.
+//   Consumers are at-least-once: a partition's committed offset is its lowest unsettled
+//   one (settled: handled, skipped or dead-lettered), committed on a timer, on partition
+//   revoke and on stop.
 //   No group: a broadcast subscription (private group id, never committed) that sees
 //   every message published after subscribe() (or start(), for earlier subscriptions)
 //   returned. A group: each message goes to one member of the group.
 //
 // Threads
 //   publish/publish_async/subscribe may be called from any thread. Each subscription
-//   has its own poll thread; its handler runs there, so per-partition order holds.
+//   has its own fetch thread, which never runs handlers; they run on the container's
+//   `concurrency` workers in the container's ordering.
 #pragma once
 
 #include <future>
@@ -69,9 +73,10 @@ class KafkaAdapter final : public messaging::MessageBrokerPort {
   /// (transactional.id = prefix + "0", made by start(): a restarted service fences the one before
   /// it); commit and abort bounded by publish_timeout. Never call stop() from `body`.
   void transaction(const std::function<void(messaging::TransactionalPublisher&)>& body) override;
-  /// Before start(): recorded, started by start(). After start(): started at once.
-  void subscribe(std::string_view topic, messaging::MessageHandler handler,
-                 std::optional<std::string> group = {}) override;
+  /// Before start(): recorded, started by start(). After start(): started at once. One consumer per
+  /// subscription; its records run in a listener container (subscription.container).
+  using messaging::MessageBrokerPort::subscribe;
+  void subscribe(messaging::Subscription subscription) override;
   /// Throws messaging::BrokerError when the cluster cannot be reached within connect_timeout.
   void start() override;
   void stop() override;

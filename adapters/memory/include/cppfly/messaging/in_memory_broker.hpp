@@ -2,6 +2,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
+#include <deque>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -10,17 +12,26 @@
 #include <vector>
 
 #include <cppfly/messaging/broker_port.hpp>
+#include <cppfly/messaging/listener_container.hpp>
 
 namespace cppfly::messaging {
 
 struct InMemoryBrokerOptions {
   bool record_published{true};  ///< keep a copy of every published message for published()
+  /// published() keeps at most this many (the oldest go first); 0: no bound. Set one for a
+  /// long-running service (the broker built from config keeps 10,000).
+  std::size_t max_published{0};
+  /// Handlers run inline in publish() (false: deterministic tests), or on each listener container's
+  /// workers (true: concurrency and ordering as on Kafka; publish() waits when a container is full).
+  bool threaded{false};
 };
 
 /// PyFly's semantics: no group → every subscriber gets every message; a group → one member per
-/// message (round-robin), each group its own copy. Handlers run inline in publish(), so tests are
-/// deterministic; an exception a handler lets out (retries exhausted, no dead-letter topic) comes
-/// out of publish(). Thread-safe: publish and subscribe from any thread, handlers included.
+/// message (round-robin), each group its own copy. Each subscription runs in a ListenerContainer
+/// (retries, dead letters, ordering) as on Kafka. By default handlers run inline in publish(), retry
+/// waits included, so tests are deterministic; an exception a handler lets out (retries exhausted,
+/// no dead-letter topic) comes out of publish(). Thread-safe: publish and subscribe from any thread,
+/// handlers included.
 class InMemoryMessageBroker final : public MessageBrokerPort {
  public:
   explicit InMemoryMessageBroker(InMemoryBrokerOptions options = {});
@@ -38,9 +49,11 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   /// Holds what `body` publishes and delivers it, in order, once `body` returned; drops it when
   /// `body` throws. One transaction at a time.
   void transaction(const std::function<void(TransactionalPublisher&)>& body) override;
-  void subscribe(std::string_view topic, MessageHandler handler, std::optional<std::string> group = {}) override;
+  using MessageBrokerPort::subscribe;
+  void subscribe(Subscription subscription) override;
   void start() override;
-  /// Refuses further publishes and waits for deliveries running on other threads to finish.
+  /// Refuses further publishes, waits for deliveries running on other threads to finish, and stops
+  /// the listener containers (each within its shutdown timeout; records still queued are dropped).
   void stop() override;
 
   [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
@@ -56,6 +69,7 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   /// Publishes and dispatches; fills `result` when given.
   void deliver(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
   std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
+  [[nodiscard]] std::shared_ptr<ListenerContainer> make_container(const Subscription& subscription);
 
   InMemoryBrokerOptions options_;
   std::atomic<bool> running_{false};
@@ -66,8 +80,9 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   std::condition_variable idle_;
   mutable std::mutex routes_mutex_;
   std::shared_ptr<const Routes> routes_;  // copy-on-write: publish reads a snapshot, subscribe swaps
+  std::vector<Subscription> subscriptions_;  // under routes_mutex_: start() makes their containers anew
   mutable std::mutex record_mutex_;
-  std::vector<Message> record_;
+  std::deque<Message> record_;
 };
 
 }  // namespace cppfly::messaging

@@ -1,0 +1,112 @@
+// ListenerContainer: between an adapter's fetch loop and a subscription's handler. Orders records
+// (partition, key, none), runs them on `concurrency` workers, retries on a timer, dead-letters,
+// tracks the offsets that may be committed, bounds what is buffered, and stops within a bound.
+// Adapters drive it; applications only choose its options (ContainerOptions).
+#pragma once
+
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cppfly/messaging/subscription.hpp>
+
+namespace cppfly::messaging {
+
+class MessageBrokerPort;
+
+/// One partition of one topic.
+struct TopicPartition {
+  std::string topic;
+  std::int32_t partition{0};
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+/// Where a partition's consumption may resume: its lowest unsettled offset (or the offset after the
+/// last record it was given, when all are settled).
+struct Position {
+  TopicPartition partition;
+  std::int64_t offset{-1};
+};
+
+/// What an adapter tells the container about how it feeds it.
+struct ContainerRuntime {
+  /// Run each record on the thread that offers it, retries included (waits then block that
+  /// thread); no worker threads. The in-memory broker's default: deterministic tests.
+  bool inline_execution{false};
+  /// Above the buffer bound offer() waits for room (true), or the container asks for the partitions
+  /// to be paused (false: take_flow_changes()).
+  bool block_when_full{false};
+  /// Partitions exist on first use (true), or only between assign() and revoke() (false: a record
+  /// of another partition is dropped).
+  bool assign_on_offer{false};
+  /// Called (on any thread) when take_flow_changes() or take_positions() has news: wakes the fetch loop.
+  std::function<void()> wake{};
+};
+
+/// Partitions to pause and to resume (the fetch loop applies them).
+struct FlowChanges {
+  std::vector<TopicPartition> pause;
+  std::vector<TopicPartition> resume;
+  [[nodiscard]] bool empty() const noexcept { return pause.empty() && resume.empty(); }
+};
+
+class ListenerContainer {
+ public:
+  /// Dead letters are published through `dead_letters`, which must outlive the container.
+  ListenerContainer(Subscription subscription, MessageBrokerPort& dead_letters, ContainerRuntime runtime);
+  /// stop()s.
+  ~ListenerContainer();
+  ListenerContainer(const ListenerContainer&) = delete;
+  ListenerContainer& operator=(const ListenerContainer&) = delete;
+
+  /// Starts the workers (none when inline).
+  void start();
+  /// New partitions: their records are accepted from now on.
+  void assign(const std::vector<TopicPartition>& partitions);
+  /// Hands a fetched record over. Threaded: queued, returns at once (or waits for room, see
+  /// ContainerRuntime). Inline: runs it, and its retries, before returning; when it ends unsettled
+  /// (retries exhausted, no dead-letter topic) the handler's last exception comes out.
+  void offer(Message message);
+  /// Partitions taken away: their queued and waiting records are dropped (not settled: read again by
+  /// the next owner), running ones get up to the shutdown timeout. Returns their final positions.
+  std::vector<Position> revoke(const std::vector<TopicPartition>& partitions);
+  /// Positions that moved since the last call.
+  [[nodiscard]] std::vector<Position> take_positions();
+  /// True when take_positions() or take_flow_changes() may have something (a cheap check).
+  [[nodiscard]] bool has_news() const noexcept;
+  /// Partitions to pause or resume since the last call.
+  [[nodiscard]] FlowChanges take_flow_changes();
+  /// Stops: drops queued and waiting records, lets running handlers finish within the shutdown
+  /// timeout (a handler that calls the adapter's stop() is not waited for), returns the final position
+  /// of every partition. Idempotent (a second call returns nothing).
+  std::vector<Position> stop();
+
+  /// Records offered and not yet settled or dropped.
+  [[nodiscard]] std::size_t buffered() const;
+  [[nodiscard]] const Subscription& subscription() const noexcept;
+
+  /// While alive on a thread that runs a handler of some container, that handler is not waited for
+  /// by its container's stop() or revoke(): an adapter's stop() holds one, so a handler may stop the
+  /// broker it is served by.
+  class StopFromHandler {
+   public:
+    StopFromHandler() noexcept;
+    ~StopFromHandler();
+    StopFromHandler(const StopFromHandler&) = delete;
+    StopFromHandler& operator=(const StopFromHandler&) = delete;
+
+   private:
+    void* state_{nullptr};
+  };
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace cppfly::messaging

@@ -1,0 +1,671 @@
+// The listener container: ordering units, workers, retry timers, dead letters, offsets, bounds.
+//
+// State (all under State::mutex):
+//   partitions   TopicPartition → Partition: its offset tracker and its ordering units
+//   Unit         the records that must run one after the other (a partition, a key, or one record),
+//                queued in offer order; at most one of them runs, and while its head waits for a
+//                retry the whole unit waits
+//   ready        units whose head may run now; workers take them in turn
+//   timers       units waiting for a retry (or a dead-letter publish to be tried again)
+// A partition being revoked or stopped is `draining`: nothing more is queued, records that finish
+// still settle; once the wait is over it is `gone` and late finishes are dropped.
+#include <cppfly/messaging/listener_container.hpp>
+
+#include <cppfly/messaging/broker_port.hpp>
+#include <cppfly/messaging/dead_letter.hpp>
+#include <cppfly/messaging/json_codec.hpp>
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "cppfly/detail/log.hpp"
+#include "type_name.hpp"
+
+namespace cppfly::messaging {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+/// A dead-letter topic that cannot be reached is tried again after 1 s, 2 s, 4 s ... at most this.
+constexpr std::chrono::milliseconds kDeadLetterBackoffMax{30000};
+
+struct Failure {
+  std::string type;
+  std::string message;
+};
+
+Failure describe_current_exception() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return {detail::type_name(typeid(e)), e.what()};
+  } catch (...) {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    return {type != nullptr ? detail::type_name(*type) : "unknown", "a non-standard exception"};
+  }
+}
+
+std::string where(const Message& message) {
+  std::string text = message.topic;
+  if (message.partition >= 0) text += "[" + std::to_string(message.partition) + "]";
+  if (message.offset >= 0) text += "@" + std::to_string(message.offset);
+  return text;
+}
+
+struct Partition;
+
+struct Record {
+  Message message;
+  std::size_t bytes{0};
+  int failures{0};             ///< failed attempts so far
+  bool dead_letter_due{false};  ///< given up on: only its dead-letter publish is left (it failed before)
+  int dead_letter_failures{0};
+  Failure failure{};           ///< the last one, for the dead-letter headers
+};
+
+/// Records that run one after the other.
+struct Unit {
+  Partition* partition{nullptr};
+  std::string key;
+  std::deque<Record> queue;  ///< the head runs or waits; references stay valid on push_back
+  bool running{false};
+  bool waiting{false};
+};
+
+/// Offsets given to the container and not settled, in order; the position is the first of them.
+class OffsetTracker {
+ public:
+  void add(std::int64_t offset) {
+    if (entries_.empty() || offset > entries_.back().offset) {
+      entries_.push_back({offset, false});
+    } else {  // offered out of order (concurrent publishers to the in-memory broker)
+      auto at = std::lower_bound(entries_.begin(), entries_.end(), offset,
+                                 [](const Entry& e, std::int64_t o) { return e.offset < o; });
+      if (at != entries_.end() && at->offset == offset) return;
+      entries_.insert(at, {offset, false});
+    }
+    next_ = std::max(next_, offset + 1);
+  }
+  /// True when the position moved.
+  bool settle(std::int64_t offset) {
+    auto at = std::lower_bound(entries_.begin(), entries_.end(), offset,
+                               [](const Entry& e, std::int64_t o) { return e.offset < o; });
+    if (at == entries_.end() || at->offset != offset) return false;
+    at->settled = true;
+    if (at != entries_.begin()) return false;
+    while (!entries_.empty() && entries_.front().settled) entries_.pop_front();
+    return true;
+  }
+  [[nodiscard]] std::int64_t position() const { return entries_.empty() ? next_ : entries_.front().offset; }
+
+ private:
+  struct Entry {
+    std::int64_t offset;
+    bool settled;
+  };
+  std::deque<Entry> entries_;
+  std::int64_t next_{-1};
+};
+
+struct Partition {
+  TopicPartition id;
+  OffsetTracker offsets;
+  std::unordered_map<std::string, Unit> units;
+  std::size_t buffered{0};
+  std::size_t running{0};
+  std::size_t excluded{0};  ///< running handlers inside an adapter's stop()
+  std::int64_t reported{-1};
+  bool draining{false};
+  bool gone{false};
+  bool paused{false};
+};
+
+/// The handler running on this thread, for StopFromHandler.
+struct CurrentRun {
+  ListenerContainer::State* state{nullptr};
+  Partition* partition{nullptr};
+};
+thread_local CurrentRun current_run;
+
+enum class Outcome { settled, retry, unsettled };
+
+}  // namespace
+
+struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer::State> {
+  State(Subscription s, MessageBrokerPort& d, ContainerRuntime r)
+      : subscription(std::move(s)), dead_letters(d), runtime(std::move(r)) {
+    subscription.container.concurrency = std::max(1, subscription.container.concurrency);
+    name = subscription.container.failure.listener_name.empty() ? "'" + subscription.topic + "'"
+                                                                : subscription.container.failure.listener_name;
+  }
+
+  Subscription subscription;
+  MessageBrokerPort& dead_letters;
+  ContainerRuntime runtime;
+  std::string name;
+
+  std::mutex mutex;
+  std::condition_variable wake;  ///< workers: a unit is ready, a timer moved, stopping
+  std::condition_variable idle;  ///< stop/revoke: a running record finished
+  std::condition_variable room;  ///< offer (block_when_full): below the bound again
+  std::map<TopicPartition, std::unique_ptr<Partition>> partitions;
+  std::vector<std::unique_ptr<Partition>> gone;  ///< revoked while a handler still ran there
+  std::deque<Unit*> ready;
+  std::multimap<Clock::time_point, Unit*> timers;
+  std::size_t buffered_records{0};
+  std::size_t buffered_bytes{0};
+  std::size_t running{0};
+  std::size_t excluded{0};
+  bool started{false};
+  bool stopping{false};
+  bool stopped{false};
+  bool paused{false};  ///< back-pressure: partitions were asked to pause
+  FlowChanges flow;
+  std::atomic<bool> news{false};
+
+  struct Worker {
+    std::thread thread;
+    bool busy{false};
+  };
+  std::deque<Worker> workers;
+
+  // --- bounds -----------------------------------------------------------------------------
+  [[nodiscard]] bool full() const {
+    const auto& o = subscription.container;
+    return buffered_records >= o.max_buffered_records || buffered_bytes >= o.max_buffered_bytes;
+  }
+  [[nodiscard]] bool below_low_mark() const {
+    const auto& o = subscription.container;
+    return buffered_records <= o.max_buffered_records / 2 && buffered_bytes <= o.max_buffered_bytes / 2;
+  }
+  void note_flow_locked() {
+    if (runtime.block_when_full) return;
+    if (!paused && full()) {
+      paused = true;
+      for (auto& [id, p] : partitions) {
+        if (p->buffered > 0 && !p->paused && !p->draining) {
+          p->paused = true;
+          flow.pause.push_back(id);
+        }
+      }
+      news.store(true);
+    } else if (paused && below_low_mark()) {
+      paused = false;
+      for (auto& [id, p] : partitions) {
+        if (p->paused) {
+          p->paused = false;
+          flow.resume.push_back(id);
+        }
+      }
+      news.store(true);
+      if (runtime.wake) runtime.wake();
+    }
+  }
+
+  // --- units --------------------------------------------------------------------------------
+  [[nodiscard]] std::string unit_key(const Message& message) {
+    switch (subscription.container.ordering) {
+      case Ordering::partition:
+        return {};
+      case Ordering::key:
+        return message.key ? "k" + *message.key : std::string("n");
+      case Ordering::none:
+        break;
+    }
+    return "o" + std::to_string(message.offset) + "#" + std::to_string(++unit_serial);
+  }
+  std::uint64_t unit_serial{0};
+
+  Partition* partition_for(const Message& message) {
+    TopicPartition id{message.topic, message.partition};
+    auto found = partitions.find(id);
+    if (found != partitions.end()) return found->second->draining ? nullptr : found->second.get();
+    if (!runtime.assign_on_offer) return nullptr;
+    auto made = std::make_unique<Partition>();
+    made->id = id;
+    return partitions.emplace(std::move(id), std::move(made)).first->second.get();
+  }
+
+  void drop_record_locked(Partition& p, const Record& record) {
+    --p.buffered;
+    --buffered_records;
+    buffered_bytes -= record.bytes;
+  }
+
+  /// Drops what is queued or waiting in `p` (not what runs); keeps running heads.
+  void drop_queued_locked(Partition& p) {
+    std::erase_if(ready, [&](Unit* u) { return u->partition == &p; });
+    for (auto it = timers.begin(); it != timers.end();) {
+      it = it->second->partition == &p ? timers.erase(it) : std::next(it);
+    }
+    for (auto it = p.units.begin(); it != p.units.end();) {
+      Unit& unit = it->second;
+      unit.waiting = false;
+      const std::size_t keep = unit.running ? 1 : 0;
+      while (unit.queue.size() > keep) {
+        drop_record_locked(p, unit.queue.back());
+        unit.queue.pop_back();
+      }
+      it = unit.queue.empty() ? p.units.erase(it) : std::next(it);
+    }
+  }
+
+  void settle_locked(Partition& p, std::int64_t offset) {
+    if (p.offsets.settle(offset)) news.store(true, std::memory_order_relaxed);
+  }
+
+  // --- one attempt ---------------------------------------------------------------------------
+  /// Publishes `record` to the dead-letter topic; false when that failed (logged).
+  bool dead_letter(Record& record) {
+    const auto& policy = subscription.container.failure;
+    const int retries = std::max(0, record.failures - 1);
+    try {
+      dead_letters.publish(policy.dead_letter_topic, record.message.value,
+                           dead_letter_options(record.message, record.failure.type, record.failure.message, retries,
+                                               policy.group));
+    } catch (const std::exception& e) {
+      ++record.dead_letter_failures;
+      detail::log().error("listener {}: {} could not be sent to dead-letter topic '{}' ({}); it is held and tried "
+                          "again in {} ms",
+                          name, where(record.message), policy.dead_letter_topic, e.what(),
+                          dead_letter_backoff(record).count());
+      record.dead_letter_due = true;
+      return false;
+    }
+    detail::log().warn("listener {}: {} sent to dead-letter topic '{}' after {} retries: {}: {}", name,
+                       where(record.message), policy.dead_letter_topic, retries, record.failure.type,
+                       record.failure.message);
+    return true;
+  }
+
+  [[nodiscard]] static std::chrono::milliseconds dead_letter_backoff(const Record& record) {
+    std::chrono::milliseconds wait{1000};
+    for (int i = 1; i < record.dead_letter_failures && wait < kDeadLetterBackoffMax; ++i) wait *= 2;
+    return std::min(wait, kDeadLetterBackoffMax);
+  }
+
+  /// Runs the record once (or its pending dead-letter publish). `retry_in` is set for Outcome::retry.
+  /// Inline, an exhausted record without a dead-letter topic ends `unsettled` with `error` set.
+  Outcome attempt(Record& record, Partition& p, std::chrono::milliseconds& retry_in, std::exception_ptr& error) {
+    const auto& policy = subscription.container.failure;
+    if (record.dead_letter_due) {
+      if (dead_letter(record)) return Outcome::settled;
+      retry_in = dead_letter_backoff(record);
+      return Outcome::retry;
+    }
+    record.message.attempt = record.failures + 1;
+    const CurrentRun outer = current_run;
+    current_run = {this, &p};
+    struct Restore {
+      CurrentRun outer;
+      ~Restore() { current_run = outer; }
+    } restore{outer};
+    try {
+      subscription.handler(record.message);
+      return Outcome::settled;
+    } catch (const PayloadDecodeError&) {
+      record.failure = describe_current_exception();
+      ++record.failures;
+      if (policy.dead_letter_topic.empty()) {
+        detail::log().error("listener {}: {} skipped, payload cannot be decoded: {}", name, where(record.message),
+                            record.failure.message);
+        return Outcome::settled;
+      }
+      record.failures = 1;  // not retried: x-retry-count 0
+    } catch (...) {
+      record.failure = describe_current_exception();
+      ++record.failures;
+      const int retries = std::max(0, policy.retry.retries);
+      if (record.failures <= retries) {
+        retry_in = policy.retry.delay_before(record.failures);
+        detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms", name, where(record.message),
+                           record.failure.type, record.failure.message, record.failures, retries, retry_in.count());
+        return Outcome::retry;
+      }
+      if (policy.dead_letter_topic.empty()) {
+        detail::log().error("listener {}: {} failed after {} retries, no dead-letter topic: {}: {}; skipped", name,
+                            where(record.message), retries, record.failure.type, record.failure.message);
+        if (runtime.inline_execution) {
+          error = std::current_exception();
+          return Outcome::unsettled;
+        }
+        return Outcome::settled;
+      }
+    }
+    if (dead_letter(record)) return Outcome::settled;
+    retry_in = dead_letter_backoff(record);
+    return Outcome::retry;
+  }
+
+  // --- workers -----------------------------------------------------------------------------
+  void promote_due_locked(Clock::time_point now) {
+    while (!timers.empty() && timers.begin()->first <= now) {
+      Unit* unit = timers.begin()->second;
+      timers.erase(timers.begin());
+      unit->waiting = false;
+      ready.push_back(unit);
+    }
+  }
+
+  void work(Worker& self) {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      promote_due_locked(Clock::now());
+      if (!ready.empty()) {
+        Unit* unit = ready.front();
+        ready.pop_front();
+        self.busy = true;
+        run(lock, *unit);
+        self.busy = false;
+        continue;
+      }
+      if (stopping) return;
+      if (!timers.empty()) {
+        wake.wait_until(lock, timers.begin()->first);
+      } else {
+        wake.wait(lock);
+      }
+    }
+  }
+
+  /// Runs the head of `unit` (called and returning with the lock held).
+  void run(std::unique_lock<std::mutex>& lock, Unit& unit) {
+    Partition& p = *unit.partition;
+    Record& record = unit.queue.front();
+    unit.running = true;
+    ++p.running;
+    ++running;
+    lock.unlock();
+    std::chrono::milliseconds retry_in{0};
+    std::exception_ptr error;
+    const Outcome outcome = attempt(record, p, retry_in, error);
+    lock.lock();
+    --running;
+    --p.running;
+    unit.running = false;
+    if (stopping || p.draining) idle.notify_all();
+    if (p.gone) {  // revoked or stopped while it ran: nothing of it counts any more
+      drop_record_locked(p, record);
+      unit.queue.pop_front();
+      if (p.running == 0) std::erase_if(gone, [&](const auto& g) { return g.get() == &p; });
+      return;
+    }
+    if (outcome == Outcome::settled) {
+      settle_locked(p, record.message.offset);
+      drop_record_locked(p, record);
+      unit.queue.pop_front();
+      note_flow_locked();
+      if (runtime.block_when_full) room.notify_all();
+    } else if (p.draining || stopping) {  // not retried now: dropped, read again later
+      detail::log().info("listener {}: {} not retried: {}; it is delivered again", name, where(record.message),
+                         stopping ? "stopping" : "its partition was revoked");
+      drop_record_locked(p, record);
+      unit.queue.pop_front();
+      while (!unit.queue.empty()) {
+        drop_record_locked(p, unit.queue.back());
+        unit.queue.pop_back();
+      }
+    } else {
+      unit.waiting = true;
+      timers.emplace(Clock::now() + retry_in, &unit);
+      wake.notify_one();  // a sleeping worker may have to wake sooner
+      return;
+    }
+    if (!unit.queue.empty() && !p.draining && !stopping) {
+      ready.push_back(&unit);
+      wake.notify_one();
+    } else if (unit.queue.empty()) {
+      p.units.erase(unit.key);
+    }
+  }
+
+  void start_workers() {
+    for (int i = 0; i < subscription.container.concurrency; ++i) {
+      workers.emplace_back();
+      Worker& worker = workers.back();
+      worker.thread = std::thread([self = shared_from_this(), &worker] { self->work(worker); });
+    }
+  }
+
+  /// Waits until nothing of `drained` runs (except handlers inside a stop), at most the shutdown timeout.
+  /// False when some still run.
+  bool await_drained(std::unique_lock<std::mutex>& lock, const std::function<bool()>& drained) {
+    return idle.wait_for(lock, subscription.container.shutdown_timeout, drained);
+  }
+
+  Position position_of(Partition& p) {
+    p.reported = p.offsets.position();
+    return {p.id, p.reported};
+  }
+};
+
+ListenerContainer::ListenerContainer(Subscription subscription, MessageBrokerPort& dead_letters,
+                                     ContainerRuntime runtime)
+    : state_(std::make_shared<State>(std::move(subscription), dead_letters, std::move(runtime))) {}
+
+ListenerContainer::~ListenerContainer() {
+  try {
+    stop();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): nothing may leave a destructor
+  }
+}
+
+const Subscription& ListenerContainer::subscription() const noexcept { return state_->subscription; }
+
+void ListenerContainer::start() {
+  const std::lock_guard lock(state_->mutex);
+  if (state_->started || state_->stopping) return;
+  state_->started = true;
+  if (!state_->runtime.inline_execution) state_->start_workers();
+}
+
+void ListenerContainer::assign(const std::vector<TopicPartition>& partitions) {
+  const std::lock_guard lock(state_->mutex);
+  for (const auto& id : partitions) {
+    auto& slot = state_->partitions[id];
+    if (slot && !slot->draining) continue;
+    if (slot) {  // still draining from an earlier revoke: let it finish apart
+      slot->gone = true;
+      if (slot->running > 0) state_->gone.push_back(std::move(slot));
+    }
+    slot = std::make_unique<Partition>();
+    slot->id = id;
+  }
+}
+
+void ListenerContainer::offer(Message message) {
+  State& s = *state_;
+  std::unique_lock lock(s.mutex);
+  if (s.stopping) return;  // stopped: not settled, read again later
+  if (s.runtime.block_when_full && !s.runtime.inline_execution && current_run.state != &s) {
+    s.room.wait(lock, [&] { return s.stopping || !s.full(); });
+    if (s.stopping) return;
+  }
+  Partition* p = s.partition_for(message);
+  if (p == nullptr) {
+    detail::log().debug("listener {}: {} dropped: its partition is not assigned", s.name, where(message));
+    return;
+  }
+  const std::size_t bytes = message.value.size() + (message.key ? message.key->size() : 0);
+  p->offsets.add(message.offset);
+  ++p->buffered;
+  ++s.buffered_records;
+  s.buffered_bytes += bytes;
+
+  if (s.runtime.inline_execution) {
+    ++p->running;
+    ++s.running;
+    lock.unlock();
+    Record record{.message = std::move(message), .bytes = bytes};
+    Outcome outcome = Outcome::unsettled;
+    std::exception_ptr error;
+    for (;;) {
+      std::chrono::milliseconds retry_in{0};
+      outcome = s.attempt(record, *p, retry_in, error);
+      if (outcome != Outcome::retry) break;
+      lock.lock();
+      const bool stopped = s.wake.wait_for(lock, retry_in, [&] { return s.stopping || p->draining; });
+      lock.unlock();
+      if (stopped) {
+        detail::log().info("listener {}: {} not retried: stopping", s.name, where(record.message));
+        break;
+      }
+    }
+    lock.lock();
+    --p->running;
+    --s.running;
+    if (outcome == Outcome::settled && !p->gone) s.settle_locked(*p, record.message.offset);
+    s.drop_record_locked(*p, record);
+    s.idle.notify_all();
+    if (p->gone && p->running == 0) std::erase_if(s.gone, [&](const auto& g) { return g.get() == p; });
+    lock.unlock();
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+
+  const std::string key = s.unit_key(message);
+  Unit& unit = p->units[key];
+  if (unit.partition == nullptr) {
+    unit.partition = p;
+    unit.key = key;
+  }
+  unit.queue.push_back(Record{.message = std::move(message), .bytes = bytes});
+  if (!unit.running && !unit.waiting && unit.queue.size() == 1) {
+    s.ready.push_back(&unit);
+    s.wake.notify_one();
+  }
+  s.note_flow_locked();
+}
+
+std::vector<Position> ListenerContainer::revoke(const std::vector<TopicPartition>& partitions) {
+  State& s = *state_;
+  std::unique_lock lock(s.mutex);
+  std::vector<Partition*> revoked;
+  for (const auto& id : partitions) {
+    auto found = s.partitions.find(id);
+    if (found == s.partitions.end() || found->second->draining) continue;
+    Partition& p = *found->second;
+    p.draining = true;
+    s.drop_queued_locked(p);
+    revoked.push_back(&p);
+  }
+  s.wake.notify_all();
+  if (!s.await_drained(lock, [&] {
+        return std::all_of(revoked.begin(), revoked.end(), [](Partition* p) { return p->running <= p->excluded; });
+      })) {
+    detail::log().warn("listener {}: handlers of revoked partitions still run after the shutdown timeout ({} ms); "
+                       "their records are delivered again to the next owner",
+                       s.name, s.subscription.container.shutdown_timeout.count());
+  }
+  std::vector<Position> positions;
+  for (Partition* p : revoked) {
+    positions.push_back(s.position_of(*p));
+    p->gone = true;
+    if (p->paused) std::erase(s.flow.pause, p->id);
+    auto found = s.partitions.find(p->id);
+    if (p->running > 0) s.gone.push_back(std::move(found->second));
+    s.drop_queued_locked(*p);
+    s.partitions.erase(found);
+  }
+  s.note_flow_locked();
+  return positions;
+}
+
+std::vector<Position> ListenerContainer::take_positions() {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  s.news.store(!s.flow.empty(), std::memory_order_relaxed);
+  std::vector<Position> positions;
+  for (auto& [id, p] : s.partitions) {
+    if (p->offsets.position() != p->reported && p->offsets.position() >= 0) positions.push_back(s.position_of(*p));
+  }
+  return positions;
+}
+
+bool ListenerContainer::has_news() const noexcept { return state_->news.load(std::memory_order_relaxed); }
+
+FlowChanges ListenerContainer::take_flow_changes() {
+  const std::lock_guard lock(state_->mutex);
+  return std::exchange(state_->flow, {});
+}
+
+std::size_t ListenerContainer::buffered() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->buffered_records;
+}
+
+std::vector<Position> ListenerContainer::stop() {
+  State& s = *state_;
+  std::unique_lock lock(s.mutex);
+  if (s.stopping) return {};
+  s.stopping = true;
+  for (auto& [id, p] : s.partitions) {
+    p->draining = true;
+    s.drop_queued_locked(*p);
+  }
+  s.wake.notify_all();
+  s.room.notify_all();
+  if (!s.await_drained(lock, [&] { return s.running <= s.excluded; })) {
+    detail::log().warn("listener {}: {} handler(s) still run after the shutdown timeout ({} ms); stopping without "
+                       "them (their records are delivered again)",
+                       s.name, s.running - s.excluded, s.subscription.container.shutdown_timeout.count());
+  }
+  std::vector<Position> positions;
+  for (auto& [id, p] : s.partitions) {
+    if (p->offsets.position() >= 0) positions.push_back(s.position_of(*p));
+    p->gone = true;
+    if (p->running > 0) s.gone.push_back(std::move(p));
+  }
+  s.partitions.clear();
+  s.stopped = true;
+  // The Worker objects stay in the state (a detached one still uses its own).
+  std::vector<std::thread> threads;
+  std::vector<bool> busy;
+  for (auto& worker : s.workers) {
+    threads.push_back(std::move(worker.thread));
+    busy.push_back(worker.busy);
+  }
+  lock.unlock();
+  // Idle workers end at once; one still in a handler (overdue, or stopping its own broker) is left
+  // to end on its own: it holds the state.
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    auto& thread = threads[i];
+    if (busy[i] || thread.get_id() == std::this_thread::get_id()) {
+      thread.detach();
+    } else {
+      thread.join();
+    }
+  }
+  return positions;
+}
+
+ListenerContainer::StopFromHandler::StopFromHandler() noexcept {
+  if (current_run.state == nullptr) return;
+  State& s = *current_run.state;
+  const std::lock_guard lock(s.mutex);
+  ++s.excluded;
+  ++current_run.partition->excluded;
+  state_ = &s;
+  s.idle.notify_all();
+}
+
+ListenerContainer::StopFromHandler::~StopFromHandler() {
+  if (state_ == nullptr) return;
+  auto& s = *static_cast<State*>(state_);
+  const std::lock_guard lock(s.mutex);
+  --s.excluded;
+  --current_run.partition->excluded;
+}
+
+}  // namespace cppfly::messaging
