@@ -1,0 +1,441 @@
+// The listener container on its own and under the in-memory broker's threaded executor: ordering,
+// concurrency, retries that hold only their unit, dead letters, offsets, back-pressure, stop, revoke.
+// Every wait is bounded and on a condition; handlers that must overlap meet at a gate.
+#include <catch2/catch.hpp>
+
+#include <cppfly/messaging/in_memory_broker.hpp>
+#include <cppfly/messaging/listener_container.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace cppfly::messaging;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Shared state of a test's handlers: what they saw, and a gate they may wait at.
+class Board {
+ public:
+  void note(const Message& m) {
+    const std::lock_guard lock(mutex_);
+    seen_.push_back(m);
+    changed_.notify_all();
+  }
+  bool wait_until(const std::function<bool(const std::vector<Message>&)>& done, std::chrono::milliseconds timeout = 20s) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return done(seen_); });
+  }
+  bool wait_for_count(std::size_t n) {
+    return wait_until([n](const auto& seen) { return seen.size() >= n; });
+  }
+  [[nodiscard]] std::vector<Message> seen() const {
+    const std::lock_guard lock(mutex_);
+    return seen_;
+  }
+  /// Blocks the calling handler until open() (at most 20 s); counts who waits.
+  void hold() {
+    std::unique_lock lock(mutex_);
+    ++held_;
+    changed_.notify_all();
+    changed_.wait_for(lock, 20s, [&] { return open_; });
+  }
+  void open() {
+    const std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  bool wait_for_held(int n) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 20s, [&] { return held_ >= n; });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Message> seen_;
+  int held_{0};
+  bool open_{false};
+};
+
+/// A port that only records dead letters (the container publishes them through it).
+struct DeadLetters : MessageBrokerPort {
+  std::mutex mutex;
+  std::vector<Message> records;
+  DeliveryResult publish(std::string_view topic, std::string_view value, PublishOptions options) override {
+    const std::lock_guard lock(mutex);
+    records.push_back(Message{.topic = std::string(topic), .value = std::string(value), .key = options.key,
+                              .headers = options.headers});
+    return {};
+  }
+  std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
+  void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
+  bool flush(std::chrono::milliseconds) override { return true; }
+  using MessageBrokerPort::subscribe;
+  void subscribe(Subscription) override {}
+  void start() override {}
+  void stop() override {}
+};
+
+Message record(std::int32_t partition, std::int64_t offset, std::string key, std::string value = "v") {
+  return Message{.topic = "t", .value = std::move(value), .key = std::move(key), .partition = partition, .offset = offset};
+}
+
+/// Per key (or partition), the sequence numbers in the order they were handled.
+std::map<std::string, std::vector<int>> sequences(const std::vector<Message>& seen, bool by_partition) {
+  std::map<std::string, std::vector<int>> out;
+  for (const auto& m : seen) out[by_partition ? std::to_string(m.partition) : *m.key].push_back(std::stoi(m.value));
+  return out;
+}
+
+bool ascending(const std::vector<int>& v) { return std::is_sorted(v.begin(), v.end()) && std::adjacent_find(v.begin(), v.end()) == v.end(); }
+
+}  // namespace
+
+TEST_CASE("container: key ordering with concurrency 8 keeps each key in order and runs keys at once",
+          "[container][ordering]") {
+  InMemoryMessageBroker broker({.threaded = true});
+  Board board;
+  std::atomic<int> inside{0};
+  std::atomic<int> most{0};
+  broker.subscribe(Subscription{.topic = "t",
+                                .handler =
+                                    [&](const Message& m) {
+                                      const int now = ++inside;
+                                      int seen = most.load();
+                                      while (now > seen && !most.compare_exchange_weak(seen, now)) {
+                                      }
+                                      // The first record of key-0 and of key-1 meet: two handlers at once.
+                                      if (m.value == "0" && (*m.key == "key-0" || *m.key == "key-1")) board.hold();
+                                      --inside;
+                                      board.note(m);
+                                    },
+                                .group = "g",
+                                .container = {.ordering = Ordering::key, .concurrency = 8}});
+  broker.start();
+  std::thread opener([&] {
+    if (board.wait_for_held(2)) board.open();
+  });
+  constexpr int kKeys = 50;
+  constexpr int kPerKey = 40;
+  for (int i = 0; i < kPerKey; ++i) {
+    for (int k = 0; k < kKeys; ++k) broker.publish("t", std::to_string(i), {.key = "key-" + std::to_string(k), .partition = 0});
+  }
+  REQUIRE(board.wait_for_count(kKeys * kPerKey));
+  opener.join();
+  CHECK(most.load() >= 2);
+  const auto by_key = sequences(board.seen(), false);
+  CHECK(by_key.size() == kKeys);
+  for (const auto& [key, seq] : by_key) {
+    INFO(key);
+    CHECK(seq.size() == kPerKey);
+    CHECK(ascending(seq));
+  }
+  broker.stop();
+}
+
+TEST_CASE("container: partition ordering with concurrency 8 keeps each partition in order, partitions at once",
+          "[container][ordering]") {
+  InMemoryMessageBroker broker({.threaded = true});
+  Board board;
+  broker.subscribe(Subscription{.topic = "t",
+                                .handler =
+                                    [&](const Message& m) {
+                                      if (m.value == "0" && m.partition < 2) board.hold();  // partitions 0 and 1 meet
+                                      board.note(m);
+                                    },
+                                .group = "g",
+                                .container = {.ordering = Ordering::partition, .concurrency = 8}});
+  broker.start();
+  std::thread opener([&] {
+    if (board.wait_for_held(2)) board.open();
+  });
+  for (int i = 0; i < 200; ++i) {
+    for (int p = 0; p < 4; ++p) broker.publish("t", std::to_string(i), {.key = "k" + std::to_string(i % 7), .partition = p});
+  }
+  REQUIRE(board.wait_for_count(800));
+  opener.join();
+  for (const auto& [partition, seq] : sequences(board.seen(), true)) {
+    INFO(partition);
+    CHECK(seq.size() == 200);
+    CHECK(ascending(seq));
+  }
+  broker.stop();
+}
+
+TEST_CASE("container: a retrying key does not delay another key", "[container][retry]") {
+  InMemoryMessageBroker broker({.threaded = true});
+  Board board;
+  std::atomic<int> a_attempts{0};
+  broker.subscribe(Subscription{.topic = "t",
+                                .handler =
+                                    [&](const Message& m) {
+                                      if (*m.key == "A") {
+                                        ++a_attempts;
+                                        throw std::runtime_error("A is down");
+                                      }
+                                      board.note(m);
+                                    },
+                                .group = "g",
+                                .container = {.ordering = Ordering::key,
+                                              .concurrency = 2,
+                                              .failure = {.retry = {.retries = 5, .delay = 30s}},
+                                              .shutdown_timeout = 2s}});
+  broker.start();
+  broker.publish("t", "0", {.key = "A", .partition = 0});
+  for (int i = 0; i < 1000; ++i) broker.publish("t", std::to_string(i), {.key = "B", .partition = 0});
+  // Every B is handled while A waits 30 s for its first retry (one partition: B is behind A in it).
+  REQUIRE(board.wait_for_count(1000));
+  CHECK(a_attempts.load() == 1);
+  CHECK(ascending(sequences(board.seen(), false)["B"]));
+  const auto start = std::chrono::steady_clock::now();
+  broker.stop();  // the waiting retry does not hold the stop
+  CHECK(std::chrono::steady_clock::now() - start < 4s);
+}
+
+TEST_CASE("container: exhausted retries go to the dead-letter topic and the unit moves on", "[container][dlq]") {
+  DeadLetters dead_letters;
+  Board board;
+  ListenerContainer container(
+      Subscription{.topic = "t",
+                   .handler =
+                       [&](const Message& m) {
+                         board.note(m);
+                         if (m.value == "poison") throw std::runtime_error("bad " + m.value);
+                       },
+                   .group = "g",
+                   .container = {.ordering = Ordering::key,
+                                 .concurrency = 4,
+                                 .failure = {.retry = {.retries = 2, .delay = 10ms},
+                                             .dead_letter_topic = "t-dlq",
+                                             .listener_name = "l",
+                                             .group = "g"}}},
+      dead_letters, ContainerRuntime{.assign_on_offer = true});
+  container.start();
+  container.offer(record(0, 0, "A", "poison"));
+  container.offer(record(0, 1, "A", "after"));
+  REQUIRE(board.wait_until([](const auto& seen) {
+    return std::any_of(seen.begin(), seen.end(), [](const Message& m) { return m.value == "after"; });
+  }));
+  const auto seen = board.seen();
+  REQUIRE(seen.size() == 4);  // three attempts of the poison pill, then the next record of its key
+  CHECK(seen[2].attempt == 3);
+  CHECK(seen[3].value == "after");
+  {
+    const std::lock_guard lock(dead_letters.mutex);
+    REQUIRE(dead_letters.records.size() == 1);
+    CHECK(dead_letters.records[0].topic == "t-dlq");
+    CHECK(dead_letters.records[0].headers.get("x-retry-count") == std::optional<std::string_view>("2"));
+    CHECK(dead_letters.records[0].headers.get("x-original-group") == std::optional<std::string_view>("g"));
+  }
+  const auto positions = container.stop();
+  REQUIRE(positions.size() == 1);
+  CHECK(positions[0].offset == 2);
+}
+
+TEST_CASE("container: the position is the lowest unsettled offset while later keys finish first", "[container][offsets]") {
+  DeadLetters dead_letters;
+  Board board;
+  ListenerContainer container(Subscription{.topic = "t",
+                                           .handler =
+                                               [&](const Message& m) {
+                                                 if (*m.key == "A") board.hold();
+                                                 board.note(m);
+                                               },
+                                           .group = "g",
+                                           .container = {.ordering = Ordering::key, .concurrency = 4}},
+                              dead_letters, ContainerRuntime{.assign_on_offer = true});
+  container.start();
+  container.offer(record(0, 10, "A"));
+  for (int i = 11; i < 20; ++i) container.offer(record(0, i, "B" + std::to_string(i % 3)));
+  REQUIRE(board.wait_for_count(9));  // every B* record: done
+  REQUIRE(board.wait_for_held(1));
+  auto positions = container.take_positions();
+  REQUIRE(positions.size() == 1);
+  CHECK(positions[0].offset == 10);  // A@10 still runs: nothing past it may be committed
+  board.open();
+  REQUIRE(board.wait_for_count(10));
+  const auto stopped = container.stop();
+  REQUIRE(stopped.size() == 1);
+  CHECK(stopped[0].offset == 20);
+}
+
+TEST_CASE("container: above its bound it asks for the partitions behind to pause, below half to resume",
+          "[container][backpressure]") {
+  DeadLetters dead_letters;
+  Board board;
+  std::atomic<bool> woken{false};
+  ListenerContainer container(Subscription{.topic = "t",
+                                           .handler =
+                                               [&](const Message& m) {
+                                                 board.hold();
+                                                 board.note(m);
+                                               },
+                                           .group = "g",
+                                           .container = {.concurrency = 1, .max_buffered_records = 10}},
+                              dead_letters,
+                              ContainerRuntime{.assign_on_offer = false, .wake = [&] { woken.store(true); }});
+  container.start();
+  container.assign({{"t", 0}, {"t", 1}, {"t", 2}});
+  for (int i = 0; i < 6; ++i) container.offer(record(0, i, "k"));
+  CHECK(container.take_flow_changes().empty());
+  for (int i = 0; i < 6; ++i) container.offer(record(1, i, "k"));
+  CHECK(container.has_news());
+  const auto flow = container.take_flow_changes();
+  CHECK(flow.pause == std::vector<TopicPartition>{{"t", 0}, {"t", 1}});  // not partition 2: nothing of it is behind
+  CHECK(flow.resume.empty());
+  CHECK(container.buffered() == 12);  // what was fetched is kept: nothing is lost
+  container.offer(record(3, 0, "k"));  // not assigned: dropped
+  CHECK(container.buffered() == 12);
+  board.open();
+  REQUIRE(board.wait_for_count(7));  // 12 - 7 = 5: half the bound
+  std::vector<TopicPartition> resumed;
+  REQUIRE(board.wait_until([&](const auto&) {
+    for (auto& p : container.take_flow_changes().resume) resumed.push_back(p);
+    return resumed.size() == 2;
+  }));
+  CHECK(woken.load());
+  REQUIRE(board.wait_for_count(12));
+  container.stop();
+}
+
+TEST_CASE("container: the threaded memory broker bounds what is buffered and loses nothing", "[container][backpressure]") {
+  InMemoryMessageBroker broker({.threaded = true});
+  Board board;
+  std::atomic<int> published{0};
+  std::atomic<int> handled{0};
+  std::atomic<int> most{0};
+  broker.subscribe(Subscription{.topic = "t",
+                                .handler =
+                                    [&](const Message& m) {
+                                      // published - handled never exceeds what the container holds
+                                      const int backlog = published.load() - handled.load();
+                                      int seen = most.load();
+                                      while (backlog > seen && !most.compare_exchange_weak(seen, backlog)) {
+                                      }
+                                      ++handled;
+                                      board.note(m);
+                                    },
+                                .group = "g",
+                                .container = {.ordering = Ordering::key, .concurrency = 2, .max_buffered_records = 8}});
+  broker.start();
+  for (int i = 0; i < 2000; ++i) {
+    broker.publish("t", std::to_string(i), {.key = "k" + std::to_string(i % 5)});
+    ++published;
+  }
+  REQUIRE(board.wait_for_count(2000));
+  CHECK(most.load() <= 8);
+  for (const auto& [key, seq] : sequences(board.seen(), false)) CHECK(ascending(seq));
+  broker.stop();
+}
+
+TEST_CASE("container: stop drops what waits, lets the running handler finish within the timeout", "[container][stop]") {
+  DeadLetters dead_letters;
+  Board board;
+  ListenerContainer container(
+      Subscription{.topic = "t",
+                   .handler =
+                       [&](const Message& m) {
+                         if (m.partition == 1) throw std::runtime_error("retry me");
+                         board.hold();
+                         board.note(m);
+                       },
+                   .group = "g",
+                   .container = {.concurrency = 4, .failure = {.retry = {.retries = 3, .delay = 60s}}, .shutdown_timeout = 10s}},
+      dead_letters, ContainerRuntime{.assign_on_offer = true});
+  container.start();
+  container.offer(record(0, 0, "k"));  // runs, held at the gate
+  container.offer(record(0, 1, "k"));  // queued behind it
+  container.offer(record(1, 7, "k"));  // fails, waits 60 s for its retry
+  REQUIRE(board.wait_for_held(1));
+  std::thread opener([&] { board.open(); });
+  const auto start = std::chrono::steady_clock::now();
+  auto positions = container.stop();
+  opener.join();
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
+  std::sort(positions.begin(), positions.end(), [](const Position& a, const Position& b) { return a.partition < b.partition; });
+  REQUIRE(positions.size() == 2);
+  CHECK(positions[0].offset == 1);  // offset 0 finished; offset 1 was dropped unsettled: read again
+  CHECK(positions[1].offset == 7);  // the waiting record: read again
+  CHECK(board.seen().size() == 1);
+}
+
+TEST_CASE("container: stop gives up on a handler that outlives the shutdown timeout", "[container][stop]") {
+  DeadLetters dead_letters;
+  auto board = std::make_shared<Board>();
+  ListenerContainer container(Subscription{.topic = "t",
+                                           .handler = [board](const Message& m) {
+                                             board->hold();
+                                             board->note(m);
+                                           },
+                                           .group = "g",
+                                           .container = {.shutdown_timeout = 200ms}},
+                              dead_letters, ContainerRuntime{.assign_on_offer = true});
+  container.start();
+  container.offer(record(0, 3, "k"));
+  REQUIRE(board->wait_for_held(1));
+  const auto start = std::chrono::steady_clock::now();
+  const auto positions = container.stop();
+  CHECK(std::chrono::steady_clock::now() - start < 3s);
+  REQUIRE(positions.size() == 1);
+  CHECK(positions[0].offset == 3);  // not settled: read again
+  board->open();                    // the abandoned handler ends on its own
+  REQUIRE(board->wait_for_count(1));
+}
+
+TEST_CASE("container: revoke drops the partition's queued records and returns its position", "[container][revoke]") {
+  DeadLetters dead_letters;
+  Board board;
+  ListenerContainer container(Subscription{.topic = "t",
+                                           .handler =
+                                               [&](const Message& m) {
+                                                 if (m.offset == 0) board.hold();
+                                                 board.note(m);
+                                               },
+                                           .group = "g",
+                                           .container = {.concurrency = 2, .shutdown_timeout = 10s}},
+                              dead_letters, ContainerRuntime{.assign_on_offer = false});
+  container.start();
+  container.assign({{"t", 0}, {"t", 1}});
+  container.offer(record(0, 0, "k"));
+  container.offer(record(0, 1, "k"));
+  REQUIRE(board.wait_for_held(1));
+  std::thread opener([&] { board.open(); });
+  const auto revoked = container.revoke({{"t", 0}});
+  opener.join();
+  REQUIRE(revoked.size() == 1);
+  CHECK(revoked[0].offset == 1);  // 0 finished within the timeout; 1 was dropped
+  container.offer(record(0, 2, "k"));  // no longer assigned: dropped
+  container.offer(record(1, 0, "k"));
+  REQUIRE(board.wait_for_count(2));
+  const auto seen = board.seen();
+  CHECK(seen[0].offset == 0);
+  CHECK(seen[1].partition == 1);
+  container.stop();
+}
+
+TEST_CASE("container: a handler may stop the threaded broker that serves it", "[container][stop]") {
+  InMemoryMessageBroker broker({.threaded = true});
+  Board board;
+  std::atomic<bool> stopped{false};
+  broker.subscribe(Subscription{.topic = "t",
+                                .handler =
+                                    [&](const Message& m) {
+                                      broker.stop();
+                                      stopped.store(true);
+                                      board.note(m);
+                                    },
+                                .group = "g",
+                                .container = {.concurrency = 2}});
+  broker.start();
+  broker.publish("t", "x");
+  REQUIRE(board.wait_for_count(1));
+  CHECK(stopped.load());
+  CHECK_FALSE(broker.running());
+}
