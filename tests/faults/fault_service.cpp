@@ -7,8 +7,12 @@
 //   FAULT_RETRIES          retries (default 0); FAULT_RETRY_DELAY_MS base delay (default 100)
 //   FAULT_DLQ              dead-letter topic (default none)
 //   FAULT_OUT              file: one line "<id>\n" per handled record, one write(2) each (O_APPEND)
-//   FAULT_EVENTS           file: one line "fail <id>" per failed attempt (optional)
-//   FAULT_FAIL_ID          the record with this id always throws (optional)
+//   FAULT_EVENTS           file: one line "fail <id> <attempt>" per failed attempt, "inflight <n>" each time
+//                          more handlers than ever before run at once (optional)
+//   FAULT_FAIL_ID          the record with this id throws (optional): always, or in its first
+//                          FAULT_FAIL_ATTEMPTS attempts (Message::attempt)
+//   FAULT_ORDERING         partition (default), key or none; FAULT_CONCURRENCY records at once (default 1)
+//   FAULT_BACKOFF          linear (default), exponential or fixed
 //   FAULT_DELAY_US         every record takes at least this long (default 0)
 //   FAULT_SLOW_ID          the record with this id sleeps FAULT_SLOW_MS in its first call (optional)
 //   FAULT_PUBLISH_COUNT    publish ids 0..N-1 ({"id":N}) from a thread after start (default 0)
@@ -77,6 +81,7 @@ struct Record {
 struct Settings {
   std::string topic = env("FAULT_TOPIC", "faults");
   long fail_id = env_long("FAULT_FAIL_ID", -1);
+  long fail_attempts = env_long("FAULT_FAIL_ATTEMPTS", -1);
   long slow_id = env_long("FAULT_SLOW_ID", -1);
   long slow_ms = env_long("FAULT_SLOW_MS", 0);
   long delay_us = env_long("FAULT_DELAY_US", 0);
@@ -96,21 +101,48 @@ Settings& settings() {
 namespace {
 
 cppfly::messaging::ListenerOptions listener_options() {
+  using cppfly::messaging::Backoff;
+  using cppfly::messaging::Ordering;
+  const std::string ordering = env("FAULT_ORDERING", "partition");
+  const std::string backoff = env("FAULT_BACKOFF", "linear");
   return {.topic = settings().topic,
           .group_id = env("FAULT_GROUP", "fault-service"),
           .retries = static_cast<int>(env_long("FAULT_RETRIES", 0)),
           .retry_delay = std::chrono::milliseconds(env_long("FAULT_RETRY_DELAY_MS", 100)),
-          .dead_letter_topic = env("FAULT_DLQ")};
+          .backoff = backoff == "fixed" ? Backoff::fixed : backoff == "exponential" ? Backoff::exponential : Backoff::linear,
+          .dead_letter_topic = env("FAULT_DLQ"),
+          .concurrency = static_cast<int>(env_long("FAULT_CONCURRENCY", 1)),
+          .ordering = ordering == "key" ? Ordering::key : ordering == "none" ? Ordering::none : Ordering::partition};
 }
 
 std::atomic<bool> slow_done{false};
+std::atomic<int> inflight{0};
+std::atomic<int> most_inflight{0};
+
+/// Counts the handlers running at once; notes each new maximum.
+struct InFlight {
+  InFlight() {
+    const int now = ++inflight;
+    int most = most_inflight.load();
+    while (now > most) {
+      if (most_inflight.compare_exchange_weak(most, now)) {
+        settings().events.line("inflight " + std::to_string(now));
+        break;
+      }
+    }
+  }
+  ~InFlight() { --inflight; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+};
 
 }  // namespace
 
-CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message&), {listener_options()}) {
+CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message& message), {listener_options()}) {
   auto& s = settings();
-  if (record.id == s.fail_id) {
-    s.events.line("fail " + std::to_string(record.id));
+  const InFlight counted;
+  if (record.id == s.fail_id && (s.fail_attempts < 0 || message.attempt <= s.fail_attempts)) {
+    s.events.line("fail " + std::to_string(record.id) + " " + std::to_string(message.attempt));
     throw std::runtime_error("record " + std::to_string(record.id) + " always fails");
   }
   if (record.id == s.slow_id && !slow_done.exchange(true)) {

@@ -122,8 +122,9 @@ def create_topic(bootstrap, topic, partitions, replication=1):
     wait_until(ready, 60, f"topic {topic} to have leaders", interval=0.2)
 
 
-def produce(bootstrap, topic, count, value_of=None):
-    """Publishes ids 0..count-1 with Python's confluent-kafka (librdkafka), all acknowledged."""
+def produce(bootstrap, topic, count, value_of=None, key_of=None):
+    """Publishes ids 0..count-1 with Python's confluent-kafka (librdkafka), all acknowledged; key str(id)
+    unless `key_of` says otherwise."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
                          "queue.buffering.max.messages": 200000})
     errors = []
@@ -137,7 +138,7 @@ def produce(bootstrap, topic, count, value_of=None):
         value = value_of(i) if value_of else json.dumps({"id": i})
         while True:
             try:
-                producer.produce(topic, value=value, key=str(i), on_delivery=done)
+                producer.produce(topic, value=value, key=key_of(i) if key_of else str(i), on_delivery=done)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -231,7 +232,8 @@ def free_port():
 class Service:
     """One fault_service (or fault_publisher) process with its own pyfly.yaml."""
 
-    def __init__(self, name, bootstrap, env, kafka=None, consumer_properties=None, publisher=False):
+    def __init__(self, name, bootstrap, env, kafka=None, consumer_properties=None, publisher=False,
+                 shutdown_timeout=None):
         self.name = name
         self.dir = os.path.join(ARGS.work_dir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -245,6 +247,8 @@ class Service:
                                **(consumer_properties or {})}
         lines.append("      consumer-properties:")
         lines += [f"        {k}: \"{v}\"" for k, v in consumer_properties.items()]
+        if shutdown_timeout:
+            lines += ["  context:", f"    shutdown-timeout: {shutdown_timeout}"]
         self.config = os.path.join(self.dir, "pyfly.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -322,17 +326,40 @@ def unique(name):
 # ---------------------------------------------------------------- scenarios
 
 
-def scenario_stop_mid_stream(sig):
-    """100,000 records over 6 partitions; `sig` to the listener at ~40 % handled; restart; drain."""
+KEYS = 500  # key ordering scenarios: records of one key are id % KEYS
+
+
+def key_of(i):
+    return f"key-{i % KEYS}"
+
+
+def key_order_violations(*paths):
+    """Records handled before an earlier record of their key (ids ascend within a key), over the files in order."""
+    last, violations = {}, 0
+    for path in paths:
+        for i in read_ids(path):
+            k = i % KEYS
+            if k in last and i < last[k]:
+                violations += 1
+            last[k] = max(i, last.get(k, -1))
+    return violations
+
+
+def scenario_stop_mid_stream(sig, ordering="partition"):
+    """100,000 records over 6 partitions; `sig` to the listener at ~40 % handled; restart; drain.
+    ordering "key": 500 keys, concurrency 16, and each key's records handled in order."""
     bootstrap = shared_bootstrap()
     n, partitions = 100_000, 6
     topic, group = unique("stream"), unique("group")
     create_topic(bootstrap, topic, partitions)
-    produce(bootstrap, topic, n)
+    keyed = ordering == "key"
+    produce(bootstrap, topic, n, key_of=key_of if keyed else None)
     out = os.path.join(ARGS.work_dir, "handled")
     # 50 µs (at least) per record: the stream lasts some seconds, so offsets were committed (every
     # commit-interval, 1 s) before the signal comes.
     env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_DELAY_US": 50}
+    if keyed:
+        env.update({"FAULT_ORDERING": "key", "FAULT_CONCURRENCY": 16, "FAULT_DELAY_US": 400})
     first = service("listener", bootstrap, {**env, "FAULT_OUT": out + ".1"})
     t0 = time.monotonic()
     first.start()
@@ -343,7 +370,7 @@ def scenario_stop_mid_stream(sig):
     before = handled()
     committed = committed_total(bootstrap, group, topic, partitions)
     uncommitted = before - committed
-    FIGURES.update({"records": n, "partitions": partitions, "signal": signal.Signals(sig).name,
+    FIGURES.update({"records": n, "partitions": partitions, "signal": signal.Signals(sig).name, "ordering": ordering,
                     "signal_after_seconds": round(first.signalled - first.started, 1),
                     "handled_at_exit": before, "committed_at_exit": committed,
                     "uncommitted_at_exit": uncommitted, "exit_code": code, "exit_seconds": round(exit_s, 2)})
@@ -363,6 +390,13 @@ def scenario_stop_mid_stream(sig):
     FIGURES["total_seconds"] = round(drain_s, 1)
     check(result["missing"] == 0, f"{result['missing']} records missing")
     check(result["unexpected"] == 0, "unexpected ids")
+    if keyed:
+        # A record run again after the restart follows later records of its key that the first run
+        # finished (kill -9): only for duplicates. Without duplicates, order must hold across both runs.
+        FIGURES["key_order_violations"] = key_order_violations(out + ".1", out + ".2")
+        if result["duplicates"] == 0:
+            check(FIGURES["key_order_violations"] == 0, f"{FIGURES['key_order_violations']} records out of key order")
+        check(key_order_violations(out + ".1") == 0, "records out of key order in the first run")
     if sig == signal.SIGKILL:
         check(result["duplicates"] <= uncommitted,
               f"{result['duplicates']} duplicates, more than the {uncommitted} handled but uncommitted")
@@ -376,6 +410,74 @@ def scenario_kill9():
 
 def scenario_sigterm():
     scenario_stop_mid_stream(signal.SIGTERM)
+
+
+def scenario_kill9_key():
+    scenario_stop_mid_stream(signal.SIGKILL, "key")
+
+
+def scenario_sigterm_key():
+    scenario_stop_mid_stream(signal.SIGTERM, "key")
+
+
+def scenario_key_retry():
+    """1 partition; key A's record fails 5 times (fixed 1 s apart) while key B's 1,000 records all finish."""
+    bootstrap = shared_bootstrap()
+    n = 1001
+    topic, group = unique("keyretry"), unique("group")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, n, key_of=lambda i: "A" if i == 0 else "B")
+    out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
+                                               "FAULT_EVENTS": events, "FAULT_ORDERING": "key",
+                                               "FAULT_CONCURRENCY": 4, "FAULT_FAIL_ID": 0, "FAULT_FAIL_ATTEMPTS": 5,
+                                               "FAULT_RETRIES": 5, "FAULT_RETRY_DELAY_MS": 1000,
+                                               "FAULT_BACKOFF": "fixed", "FAULT_DELAY_US": 200})
+    t0 = time.monotonic()
+    listener.start()
+    wait_handled(range(n), [out], 90)
+    total_s = time.monotonic() - t0
+    listener.stop()
+    ids = read_ids(out)
+    fails = [line for line in open(events) if line.startswith("fail ")]
+    result = tally(range(n), out)
+    FIGURES.update({"records": n, "a_failed_attempts": len(fails), "a_position_in_output": ids.index(0),
+                    "b_handled_before_a": ids.index(0), "seconds": round(total_s, 1), **result})
+    check(len(fails) == 5, f"{len(fails)} failed attempts of A, expected 5")
+    check(ids.index(0) == n - 1, f"A was handled at position {ids.index(0)}: B waited for it")
+    check(result["missing"] == 0 and result["duplicates"] == 0, f"{result}")
+    check(ids[:-1] == list(range(1, n)), "B out of order")
+
+
+def scenario_keys_order():
+    """1 partition, 50 keys, concurrency 8, 2 ms per record: each key in order, handlers at once."""
+    bootstrap = shared_bootstrap()
+    n, keys = 5000, 50
+    topic, group = unique("keys"), unique("group")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, n, key_of=lambda i: f"k{i % keys}")
+    out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
+    listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
+                                               "FAULT_EVENTS": events, "FAULT_ORDERING": "key",
+                                               "FAULT_CONCURRENCY": 8, "FAULT_DELAY_US": 2000})
+    t0 = time.monotonic()
+    listener.start()
+    wait_handled(range(n), [out], 90)
+    total_s = time.monotonic() - t0
+    listener.stop()
+    ids = read_ids(out)
+    last, violations = {}, 0
+    for i in ids:
+        if i < last.get(i % keys, -1):
+            violations += 1
+        last[i % keys] = i
+    most = max([int(line.split()[1]) for line in open(events) if line.startswith("inflight ")] or [0])
+    result = tally(range(n), out)
+    FIGURES.update({"records": n, "keys": keys, "concurrency": 8, "most_at_once": most, "order_violations": violations,
+                    "seconds": round(total_s, 1), "records_per_second": round(n / total_s), **result})
+    check(violations == 0, f"{violations} records out of key order")
+    check(most > 1, "never more than one handler at once")
+    check(result["missing"] == 0 and result["duplicates"] == 0, f"{result}")
 
 
 def wait_handled(expected_ids, paths, timeout, what="every id handled"):
@@ -516,17 +618,19 @@ def scenario_leader_crash():
     check(result["missing"] == 0, f"the listener misses {result['missing']} records")
 
 
-def scenario_rebalance():
+def scenario_rebalance(ordering="partition"):
     """Three processes of one group join and leave (start, start, SIGTERM) over 100,000 records."""
     bootstrap = shared_bootstrap()
     n, partitions = 100_000, 6
     topic, group = unique("rebalance"), unique("group")
     create_topic(bootstrap, topic, partitions)
-    produce(bootstrap, topic, n)
+    keyed = ordering == "key"
+    produce(bootstrap, topic, n, key_of=key_of if keyed else None)
     outs = [os.path.join(ARGS.work_dir, f"handled.{i}") for i in range(3)]
     # Each record takes 0.15 ms at least: the stream lasts long enough for the group to change under it.
+    extra = {"FAULT_ORDERING": "key", "FAULT_CONCURRENCY": 16, "FAULT_DELAY_US": 3000} if keyed else {}
     members = [service(f"member{i}", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": outs[i],
-                                                 "FAULT_DELAY_US": 150},
+                                                 "FAULT_DELAY_US": 150, **extra},
                        consumer_properties={"queued.min.messages": 1000}) for i in range(3)]
     counters = [LineCounter(o) for o in outs]
     total = lambda: sum(c() for c in counters)  # noqa: E731
@@ -553,8 +657,12 @@ def scenario_rebalance():
     check(all(FIGURES["per_member"]), "a member handled nothing: the group did not change under load")
 
 
+def scenario_rebalance_key():
+    scenario_rebalance("key")
+
+
 def scenario_slow_handler():
-    """max.poll.interval.ms = 10 s; one handler call takes 15 s."""
+    """max.poll.interval.ms = 10 s; one handler call takes 25 s: the fetch loop keeps polling, no rebalance."""
     bootstrap = shared_bootstrap()
     n, partitions, slow_id = 2000, 3, 100
     topic, group = unique("slow"), unique("group")
@@ -563,7 +671,7 @@ def scenario_slow_handler():
     out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
     listener = service("listener", bootstrap, {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out,
                                                "FAULT_EVENTS": events, "FAULT_SLOW_ID": slow_id,
-                                               "FAULT_SLOW_MS": 15000},
+                                               "FAULT_SLOW_MS": 25000},
                        consumer_properties={"max.poll.interval.ms": 10000})
     t0 = time.monotonic()
     listener.start()
@@ -573,12 +681,14 @@ def scenario_slow_handler():
     stop_s = listener.stop()
     result = tally(range(n), out)
     text = listener.log_text()
-    FIGURES.update({"records": n, "slow_call_ms": 15000, "max_poll_interval_ms": 10000, **result,
+    FIGURES.update({"records": n, "slow_call_ms": 25000, "max_poll_interval_ms": 10000, **result,
                     "left_group": "poll interval" in text,
                     "drain_seconds": round(time.monotonic() - t0, 1), "drain_after_slow_seconds": round(drain_s, 1),
                     "stop_seconds": round(stop_s, 2)})
     check(still_alive, "the listener process ended")
     check(result["missing"] == 0, f"{result['missing']} records missing")
+    check(result["duplicates"] == 0, f"{result['duplicates']} duplicates")
+    check(not FIGURES["left_group"] and text.count("assigned partitions") == 1, "the consumer left its group")
 
 
 def scenario_unreachable():
@@ -628,7 +738,7 @@ def scenario_unreachable():
 
 
 def scenario_retry_stop():
-    """SIGTERM while a record waits for its retry (retries 5, retry_delay 2 s): prompt exit, not lost."""
+    """SIGTERM while a record waits 60 s for its retry: exit within the shutdown timeout + 2 s, not lost."""
     bootstrap = shared_bootstrap()
     n, fail_id = 20, 7
     topic, group = unique("retrystop"), unique("group")
@@ -636,15 +746,16 @@ def scenario_retry_stop():
     produce(bootstrap, topic, n)
     out, events = os.path.join(ARGS.work_dir, "handled"), os.path.join(ARGS.work_dir, "events")
     env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": out, "FAULT_EVENTS": events,
-           "FAULT_RETRIES": 5, "FAULT_RETRY_DELAY_MS": 2000}
-    first = service("listener", bootstrap, {**env, "FAULT_FAIL_ID": fail_id})
+           "FAULT_RETRIES": 5, "FAULT_RETRY_DELAY_MS": 60000}
+    shutdown_s = 5
+    first = service("listener", bootstrap, {**env, "FAULT_FAIL_ID": fail_id}, shutdown_timeout=f"{shutdown_s}s")
     first.start()
     fails = LineCounter(events)
     wait_until(lambda: fails() >= 1, 60, "the first failed attempt")
     first.signal(signal.SIGTERM)
     code, exit_s = first.wait_exit(30)
     handled_first = read_ids(out)
-    bound_s = 2.0
+    bound_s = shutdown_s + 2.0
     check(code == 0, f"exit code {code}")
     check(exit_s <= bound_s, f"the stop took {exit_s:.2f} s, more than {bound_s} s")
     check(fail_id not in handled_first and max(handled_first) < fail_id, "records after the failing one were handled")
@@ -654,7 +765,7 @@ def scenario_retry_stop():
     wait_handled(range(n), [out], 60)
     second.stop()
     result = tally(range(n), out)
-    FIGURES.update({"records": n, "retries": 5, "retry_delay_ms": 2000, "failed_attempts": fails(),
+    FIGURES.update({"records": n, "retries": 5, "retry_delay_ms": 60000, "failed_attempts": fails(),
                     "exit_seconds_after_sigterm": round(exit_s, 2), "exit_bound_seconds": bound_s,
                     "handled_before_stop": len(handled_first), **result})
     check(result["missing"] == 0, f"{result['missing']} records missing (the one under retry is lost?)")

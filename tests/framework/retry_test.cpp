@@ -113,7 +113,7 @@ TEST_CASE("retry: an undecodable payload without a dead-letter topic is skipped,
   CHECK(broker.published().size() == 2);  // nothing was dead-lettered
 }
 
-TEST_CASE("retry policy: linear waits delay × N, exponential delay × 2^(N-1), both capped", "[retry]") {
+TEST_CASE("retry policy: linear waits delay × N, exponential delay × 2^(N-1), fixed delay, all capped", "[retry]") {
   RetryPolicy linear{.retries = 3, .delay = 100ms};
   CHECK(linear.delay_before(1) == 100ms);
   CHECK(linear.delay_before(2) == 200ms);
@@ -124,6 +124,9 @@ TEST_CASE("retry policy: linear waits delay × N, exponential delay × 2^(N-1), 
   CHECK(exponential.delay_before(4) == 800ms);
   RetryPolicy capped{.retries = 40, .delay = 1000ms, .backoff = Backoff::exponential, .max_delay = 5000ms};
   CHECK(capped.delay_before(40) == 5000ms);
+  RetryPolicy fixed{.retries = 5, .delay = 1000ms, .backoff = Backoff::fixed};
+  CHECK(fixed.delay_before(1) == 1000ms);
+  CHECK(fixed.delay_before(5) == 1000ms);
   RetryPolicy none{.retries = 2, .delay = 0ms};
   CHECK(none.delay_before(2) == 0ms);
 }

@@ -5,8 +5,9 @@
 
 namespace cppfly::messaging {
 
-/// linear: attempt N waits delay × N (PyFly's rule). exponential: delay × 2^(N-1).
-enum class Backoff { linear, exponential };
+/// linear: attempt N waits delay × N (PyFly's rule). exponential: delay × 2^(N-1). fixed: delay each time
+/// (Spring's FixedBackOff).
+enum class Backoff { linear, exponential, fixed };
 
 struct RetryPolicy {
   int retries{0};                                  ///< retries after the first attempt
