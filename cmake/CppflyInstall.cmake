@@ -1,7 +1,7 @@
 # cmake --install: headers, static libraries and a CMake package (find_package(cppfly CONFIG)).
 include(CMakePackageConfigHelpers)
 
-set(CPPFLY_INSTALL_TARGETS cppfly_port cppfly_config cppfly_memory cppfly_messaging)
+set(CPPFLY_INSTALL_TARGETS cppfly_port cppfly_config cppfly_framework cppfly_memory cppfly_messaging)
 if(CPPFLY_WITH_KAFKA)
   list(APPEND CPPFLY_INSTALL_TARGETS cppfly_kafka)
 endif()
@@ -9,7 +9,7 @@ endif()
 install(TARGETS ${CPPFLY_INSTALL_TARGETS} EXPORT cppflyTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-foreach(dir framework/include config/include adapters/memory/include adapters/kafka/include)
+foreach(dir config/include framework/include adapters/memory/include adapters/kafka/include application/include)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${dir}/cppfly)
     install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/cppfly DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
   endif()

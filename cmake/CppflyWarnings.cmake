@@ -7,7 +7,10 @@ function(cppfly_warnings target)
   endif()
 endfunction()
 
-# Our libraries' private parts: the internal headers (framework/src: logging) and spdlog/fmt.
+# Our libraries' private parts: the internal headers and spdlog/fmt. framework/src holds the
+# framework's logger (cppfly/detail/log.hpp), shared by the framework, the adapters and application/;
+# it is a PRIVATE include directory of in-tree targets only: never installed, never in an exported
+# interface.
 function(cppfly_internal target)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/framework/src)
   target_link_libraries(${target} PRIVATE spdlog::spdlog fmt::fmt)

@@ -187,6 +187,46 @@ TEST_CASE("Application::run: bad config ends in one line on stderr and exit code
   }
 }
 
+TEST_CASE("Application(argc, argv) loads the config as run() does", "[application][config]") {
+  TempDir dir;
+  auto path = dir.write("svc.yaml",
+                        "pyfly:\n  messaging:\n    provider: memory\norder-service:\n  timeout-ms: 250\n");
+  dir.write("svc-fast.yaml", "order-service:\n  timeout-ms: 50\n");
+  auto argv_of = [](std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return argv;
+  };
+  ListenerRegistry registry;
+  SECTION("--config PATH") {
+    std::vector<std::string> args{"service", "--config", path};
+    auto argv = argv_of(args);
+    Application app(static_cast<int>(argv.size()), argv.data(), registry);
+    CHECK(app.config().get("order-service.timeout-ms") == "250");
+    CHECK(app.config().messaging().provider == config::Provider::memory);
+    REQUIRE(app.config().sources().size() == 1);
+    CHECK_THAT(app.config().sources()[0], Catch::EndsWith("svc.yaml"));
+  }
+  SECTION("--config=PATH --profile NAME") {
+    std::vector<std::string> args{"service", "--config=" + path, "--profile", "fast"};
+    auto argv = argv_of(args);
+    Application app(static_cast<int>(argv.size()), argv.data(), registry);
+    CHECK(app.config().get("order-service.timeout-ms") == "50");
+  }
+  SECTION("an unknown argument throws ConfigError") {
+    std::vector<std::string> args{"service", "--config", path, "--verbose"};
+    auto argv = argv_of(args);
+    CHECK_THROWS_AS(Application(static_cast<int>(argv.size()), argv.data(), registry), config::ConfigError);
+    CHECK_THROWS_WITH(Application(static_cast<int>(argv.size()), argv.data(), registry),
+                      Catch::Contains("unknown argument '--verbose'"));
+  }
+  SECTION("a missing config file throws ConfigError") {
+    std::vector<std::string> args{"service", "--config", (dir.path / "nope.yaml").string()};
+    auto argv = argv_of(args);
+    CHECK_THROWS_AS(Application(static_cast<int>(argv.size()), argv.data(), registry), config::ConfigError);
+  }
+}
+
 TEST_CASE("a config error raised by the broker names where its key was set", "[application][config]") {
   /// A broker whose start() refuses a property, as the Kafka adapter does.
   struct RefusingBroker : MessageBrokerPort {

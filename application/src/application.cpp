@@ -153,6 +153,9 @@ int Application::run(int argc, char** argv) noexcept {
 Application::Application(config::Config config, messaging::ListenerRegistry& registry)
     : config_(std::move(config)), registry_(registry) {}
 
+Application::Application(int argc, char** argv, messaging::ListenerRegistry& registry)
+    : Application(config::Config::load(parse_arguments(argc, argv)), registry) {}
+
 Application::~Application() {
   try {
     stop();

@@ -34,6 +34,11 @@ class Application {
 
   explicit Application(config::Config config,
                        messaging::ListenerRegistry& registry = messaging::ListenerRegistry::global());
+  /// The configuration as run() loads it, in one line: `Application app(argc, argv);` reads
+  /// --config PATH / --profile NAME (parse_arguments, then config::Config::load). Throws
+  /// config::ConfigError for bad usage or bad config; --help is run()'s alone.
+  Application(int argc, char** argv,
+              messaging::ListenerRegistry& registry = messaging::ListenerRegistry::global());
   ~Application();
   Application(const Application&) = delete;
   Application& operator=(const Application&) = delete;
