@@ -7,8 +7,8 @@
 //   FAULT_RETRIES          retries (default 0); FAULT_RETRY_DELAY_MS base delay (default 100)
 //   FAULT_DLQ              dead-letter topic (default none)
 //   FAULT_OUT              file: one line "<id>\n" per handled record, one write(2) each (O_APPEND)
-//   FAULT_EVENTS           file: one line "fail <id> <attempt>" per failed attempt, "inflight <n>" each time
-//                          more handlers than ever before run at once (optional)
+//   FAULT_EVENTS           file: one line "fail <id> <attempt>" per failed attempt (optional)
+//   FAULT_INFLIGHT         file: "<n>\n" each time more handlers than ever before run at once (optional)
 //   FAULT_FAIL_ID          the record with this id throws (optional): always, or in its first
 //                          FAULT_FAIL_ATTEMPTS attempts (Message::attempt)
 //   FAULT_ORDERING         partition (default), key or none; FAULT_CONCURRENCY records at once (default 1)
@@ -87,6 +87,7 @@ struct Settings {
   long delay_us = env_long("FAULT_DELAY_US", 0);
   LineFile out{env("FAULT_OUT")};
   LineFile events{env("FAULT_EVENTS")};
+  LineFile inflight{env("FAULT_INFLIGHT")};
 };
 
 Settings& settings() {
@@ -126,7 +127,7 @@ struct InFlight {
     int most = most_inflight.load();
     while (now > most) {
       if (most_inflight.compare_exchange_weak(most, now)) {
-        settings().events.line("inflight " + std::to_string(now));
+        settings().inflight.line(std::to_string(now));
         break;
       }
     }
