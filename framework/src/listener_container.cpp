@@ -463,6 +463,8 @@ ListenerContainer::~ListenerContainer() {
 
 const Subscription& ListenerContainer::subscription() const noexcept { return state_->subscription; }
 
+bool ListenerContainer::runs_on_this_thread() const noexcept { return current_run.state == state_.get(); }
+
 void ListenerContainer::start() {
   const std::lock_guard lock(state_->mutex);
   if (state_->started || state_->stopping) return;

@@ -120,8 +120,9 @@ void Consumer::request_stop() noexcept { stop_requested_.store(true); }
 bool Consumer::join() noexcept {
   const std::lock_guard lock(lifecycle_);
   if (!poller_.joinable()) return true;
-  if (poller_.get_id() == std::this_thread::get_id()) {
-    // stop() from this subscription's handler: the loop ends when the handler returns.
+  if (poller_.get_id() == std::this_thread::get_id() || (container_ && container_->runs_on_this_thread())) {
+    // stop() from this subscription's handler: the fetch thread's stop waits for that handler, which
+    // returns after this call; the thread finishes on its own (await_finished() waits for it).
     poller_.detach();
     return false;
   }

@@ -44,8 +44,8 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   /// Asks the fetch thread to stop (its container then stops within its shutdown timeout). Does not wait.
   void request_stop() noexcept;
   /// Waits until the poll thread has committed, left the group and the client is destroyed.
-  /// Called on the poll thread itself (stop() from this subscription's handler), it cannot
-  /// wait: it detaches the thread and returns false; await_finished() waits later.
+  /// Called from this subscription's own handler (stop() in a handler), it cannot wait: it detaches
+  /// the thread and returns false; await_finished() waits later.
   bool join() noexcept;
   /// Waits until the poll thread has finished (also after a detach). Returns at once when
   /// called on the poll thread itself or when the consumer never started.

@@ -346,9 +346,16 @@ void KafkaAdapter::start() {
 }
 
 void KafkaAdapter::stop() {
-  // From a handler: its container does not wait for it (the stop would wait for itself).
+  std::unique_lock lifecycle(impl_->lifecycle, std::try_to_lock);
+  if (lifecycle.owns_lock()) {
+    // A handler's own consumer is not waited for (it finishes once the handler returned).
+    impl_->stop_locked();
+    return;
+  }
+  // Another thread is stopping: if this is a handler, that stop must not wait for it (its record
+  // is then not settled: delivered again).
   const messaging::ListenerContainer::StopFromHandler from_handler;
-  const std::lock_guard lifecycle(impl_->lifecycle);
+  lifecycle.lock();
   impl_->stop_locked();
 }
 

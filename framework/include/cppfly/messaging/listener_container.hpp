@@ -88,6 +88,8 @@ class ListenerContainer {
   /// Records offered and not yet settled or dropped.
   [[nodiscard]] std::size_t buffered() const;
   [[nodiscard]] const Subscription& subscription() const noexcept;
+  /// True on a thread that runs one of this container's handlers right now.
+  [[nodiscard]] bool runs_on_this_thread() const noexcept;
 
   /// While alive on a thread that runs a handler of some container, that handler is not waited for
   /// by its container's stop() or revoke(): an adapter's stop() holds one, so a handler may stop the
