@@ -340,78 +340,94 @@ struct Range {
   std::int64_t end{0};    ///< the high watermark at start: read up to it, not beyond
 };
 
-/// Reads every partition of `topic` from its start to its end offset at start, handing each
-/// record to `each` (which returns false to stop). Bounded: when no record comes for `idle`
-/// while some partition is not done, throws. Stops early on SIGINT/SIGTERM (returns false).
-template <typename Each>
-bool read_range(cppfly::kafka::PullConsumer& consumer, const std::string& topic, std::map<int, Range> ranges,
-                std::chrono::milliseconds idle, Each&& each) {
-  std::set<int> pending;
-  for (const auto& [partition, range] : ranges) {
-    if (range.start < range.end) pending.insert(partition);
+/// One pass over a topic's partitions, each from its start (the beginning, or the group's
+/// committed offset) up to its end offset when the pass began.
+class Reader {
+ public:
+  /// Joins the group and waits (at most `join_bound`) for the assignment; records polled meanwhile
+  /// are kept for run(). Throws std::runtime_error when the topic does not exist, the assignment
+  /// does not come, or another member holds some of the partitions.
+  Reader(cppfly::kafka::PullConsumer& consumer, std::string topic, bool from_committed,
+         std::chrono::milliseconds join_bound, std::chrono::milliseconds idle_bound)
+      : consumer_(consumer), topic_(std::move(topic)), idle_(idle_bound) {
+    const int partitions = consumer_.partition_count(topic_);
+    if (partitions < 0) throw std::runtime_error("topic '" + topic_ + "' does not exist");
+    const auto deadline = std::chrono::steady_clock::now() + join_bound;
+    while (partitions > 0 && consumer_.assignment().empty()) {
+      if (g_interrupted.load()) throw std::runtime_error("interrupted while joining the group");
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw std::runtime_error("no partition of " + topic_ + " was assigned within " +
+                                 std::to_string(join_bound.count() / 1000) + " s");
+      }
+      for (auto& record : consumer_.poll(200ms, 1)) early_.push_back(std::move(record));
+    }
+    if (static_cast<int>(consumer_.assignment().size()) != partitions) {
+      throw std::runtime_error("the group holds " + std::to_string(consumer_.assignment().size()) + " of the " +
+                               std::to_string(partitions) + " partitions of " + topic_ +
+                               ": another member is using it (run one redrive of a topic at a time)");
+    }
+    for (int p = 0; p < partitions; ++p) {
+      const auto [low, high] = consumer_.watermarks(topic_, p);
+      const std::int64_t start = from_committed ? std::max(consumer_.committed(topic_, p), low) : low;
+      ranges_[p] = Range{start, high};
+      if (start < high) pending_.insert(p);
+    }
   }
-  auto last_record = std::chrono::steady_clock::now();
-  bool sought = false;
-  while (!pending.empty()) {
-    if (g_interrupted.load()) return false;
-    const auto records = consumer.poll(200ms, 1);
-    if (!sought && !consumer.assignment().empty()) {
-      // Start where asked (the group's committed offset, or the beginning), whatever the reset policy.
-      for (const auto& [t, partition] : consumer.assignment()) {
-        if (t == topic && ranges.contains(partition) && pending.contains(partition)) {
-          consumer.seek(topic, partition, ranges[partition].start);
+
+  [[nodiscard]] std::size_t partitions() const { return ranges_.size(); }
+  [[nodiscard]] std::int64_t total() const {
+    std::int64_t total = 0;
+    for (const auto& [p, range] : ranges_) total += std::max<std::int64_t>(0, range.end - range.start);
+    return total;
+  }
+
+  /// Hands each record to `each` (false: stop) until every partition reached its end. Bounded:
+  /// when no record comes for the idle bound while a partition is not done, throws. Returns
+  /// false when SIGINT or SIGTERM stopped it.
+  template <typename Each>
+  bool run(Each&& each) {
+    auto last_record = std::chrono::steady_clock::now();
+    std::vector<Message> records = std::move(early_);
+    for (;;) {
+      for (const auto& record : records) {
+        if (!pending_.contains(record.partition)) continue;
+        const Range& range = ranges_[record.partition];
+        if (record.offset < range.start) continue;
+        if (record.offset >= range.end) {
+          done(record.partition);
+          continue;
         }
+        if (!each(record)) return true;
+        if (record.offset + 1 >= range.end) done(record.partition);
       }
-      sought = true;
-      last_record = std::chrono::steady_clock::now();
-      continue;  // what that poll returned is read again after the seek
-    }
-    if (records.empty()) {
-      if (std::chrono::steady_clock::now() - last_record > idle) {
+      if (pending_.empty()) return true;
+      if (g_interrupted.load()) return false;
+      records = consumer_.poll(200ms, 1);
+      if (!records.empty()) {
+        last_record = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - last_record > idle_) {
         std::string which;
-        for (const int p : pending) which += (which.empty() ? "" : ", ") + std::to_string(p);
-        throw std::runtime_error("no record came for " + std::to_string(idle.count() / 1000) + " s while partition(s) " +
-                                 which + " of " + topic + " were not read to their end offset");
-      }
-      continue;
-    }
-    last_record = std::chrono::steady_clock::now();
-    for (const auto& record : records) {
-      if (!pending.contains(record.partition)) continue;
-      const Range& range = ranges[record.partition];
-      if (record.offset >= range.end) {
-        pending.erase(record.partition);
-        consumer.pause(topic, record.partition);
-        continue;
-      }
-      if (!each(record)) return true;
-      if (record.offset + 1 >= range.end) {
-        pending.erase(record.partition);
-        consumer.pause(topic, record.partition);
+        for (const int p : pending_) which += (which.empty() ? "" : ", ") + std::to_string(p);
+        throw std::runtime_error("no record came for " + std::to_string(idle_.count() / 1000) +
+                                 " s while partition(s) " + which + " of " + topic_ +
+                                 " were not read to their end offset");
       }
     }
   }
-  return true;
-}
 
-/// The partitions of `topic` and their ranges: from `start_of(partition, low)` to the high watermark.
-template <typename StartOf>
-std::map<int, Range> ranges_of(cppfly::kafka::PullConsumer& consumer, const std::string& topic, StartOf start_of) {
-  const int partitions = consumer.partition_count(topic);
-  if (partitions < 0) throw std::runtime_error("topic '" + topic + "' does not exist");
-  std::map<int, Range> ranges;
-  for (int p = 0; p < partitions; ++p) {
-    const auto [low, high] = consumer.watermarks(topic, p);
-    ranges[p] = Range{std::max(start_of(p), low), high};
+ private:
+  void done(int partition) {
+    pending_.erase(partition);
+    consumer_.pause(topic_, partition);  // nothing beyond the end is fetched (or stored)
   }
-  return ranges;
-}
 
-std::int64_t total_of(const std::map<int, Range>& ranges) {
-  std::int64_t total = 0;
-  for (const auto& [p, range] : ranges) total += std::max<std::int64_t>(0, range.end - range.start);
-  return total;
-}
+  cppfly::kafka::PullConsumer& consumer_;
+  std::string topic_;
+  std::chrono::milliseconds idle_;
+  std::map<int, Range> ranges_;
+  std::set<int> pending_;
+  std::vector<Message> early_;
+};
 
 std::string reader_group() {
   std::random_device random;
@@ -420,6 +436,11 @@ std::string reader_group() {
 
 std::chrono::milliseconds idle_bound(const cppfly::config::KafkaProperties& kafka) {
   return std::max<std::chrono::milliseconds>(kafka.connect_timeout, 15s);
+}
+
+/// Joining waits for a member that was killed (an interrupted redrive) to time out of the group.
+std::chrono::milliseconds join_bound(const cppfly::config::KafkaProperties& kafka) {
+  return std::max<std::chrono::milliseconds>(kafka.connect_timeout, 60s);
 }
 
 bool selected(const Options& options, const Message& m) {
@@ -433,7 +454,7 @@ bool selected(const Options& options, const Message& m) {
 
 int run_list(const Options& options, const cppfly::config::KafkaProperties& kafka) {
   cppfly::kafka::PullConsumer consumer(kafka, reader_group(), {options.topic});
-  const auto ranges = ranges_of(consumer, options.topic, [](int) { return std::int64_t{0}; });
+  Reader reader(consumer, options.topic, false, join_bound(kafka), idle_bound(kafka));
   struct Count {
     std::int64_t records{0};
     std::int64_t oldest{-1};
@@ -446,8 +467,8 @@ int run_list(const Options& options, const cppfly::config::KafkaProperties& kafk
     if (ts >= 0 && (c.oldest < 0 || ts < c.oldest)) c.oldest = ts;
     if (ts >= 0 && ts > c.newest) c.newest = ts;
   };
-  Progress progress("list " + options.topic, total_of(ranges));
-  const bool complete = read_range(consumer, options.topic, ranges, idle_bound(kafka), [&](const Message& m) {
+  Progress progress("list " + options.topic, reader.total());
+  const bool complete = reader.run([&](const Message& m) {
     add(counts[{text_or_dash(m, dlh::original_topic), text_or_dash(m, dlh::exception)}], m.timestamp_ms);
     add(all, m.timestamp_ms);
     progress.update(all.records, "");
@@ -455,7 +476,7 @@ int run_list(const Options& options, const cppfly::config::KafkaProperties& kafk
   });
   progress.finish();
   std::printf("%s: %lld dead letter(s) in %zu partition(s)\n", options.topic.c_str(),
-              static_cast<long long>(all.records), ranges.size());
+              static_cast<long long>(all.records), reader.partitions());
   if (all.records == 0) return complete ? kExitOk : kExitError;
   std::printf("oldest %s, newest %s\n\n", iso_time(all.oldest).c_str(), iso_time(all.newest).c_str());
   std::size_t topic_width = std::string_view("original topic").size();
@@ -482,10 +503,10 @@ int run_list(const Options& options, const cppfly::config::KafkaProperties& kafk
 
 int run_show(const Options& options, const cppfly::config::KafkaProperties& kafka) {
   cppfly::kafka::PullConsumer consumer(kafka, reader_group(), {options.topic});
-  const auto ranges = ranges_of(consumer, options.topic, [](int) { return std::int64_t{0}; });
+  Reader reader(consumer, options.topic, false, join_bound(kafka), idle_bound(kafka));
   std::int64_t shown = 0;
   std::int64_t read = 0;
-  const bool complete = read_range(consumer, options.topic, ranges, idle_bound(kafka), [&](const Message& m) {
+  const bool complete = reader.run([&](const Message& m) {
     ++read;
     if (!selected(options, m)) return true;
     ++shown;
@@ -550,10 +571,9 @@ int run_redrive(const Options& options, const cppfly::config::KafkaProperties& k
   const std::string group = options.group.value_or("cppfly-dlq-redrive-" + options.topic);
   cppfly::kafka::PullConsumer consumer(kafka, group, {options.topic});
   // Where this group stopped last time (or the beginning), up to the end offsets now.
-  const auto ranges = ranges_of(consumer, options.topic,
-                                [&](int p) { return std::max<std::int64_t>(0, consumer.committed(options.topic, p)); });
+  Reader reader(consumer, options.topic, true, join_bound(kafka), idle_bound(kafka));
   std::unique_ptr<cppfly::kafka::KafkaAdapter> producer;
-  if (!options.dry_run && total_of(ranges) > 0) {
+  if (!options.dry_run && reader.total() > 0) {
     producer = std::make_unique<cppfly::kafka::KafkaAdapter>(kafka);
     producer->start();
   }
@@ -568,12 +588,12 @@ int run_redrive(const Options& options, const cppfly::config::KafkaProperties& k
   const auto where = [](const Message& m) {
     return m.topic + " [" + std::to_string(m.partition) + "] @ " + std::to_string(m.offset);
   };
-  Progress progress(std::string(options.dry_run ? "dry run " : "redrive ") + options.topic, total_of(ranges));
+  Progress progress(std::string(options.dry_run ? "dry run " : "redrive ") + options.topic, reader.total());
   std::string failure;
   bool stopped_at_max = false;
   bool complete = false;
   try {
-    complete = read_range(consumer, options.topic, ranges, idle_bound(kafka), [&](const Message& m) {
+    complete = reader.run([&](const Message& m) {
       ++read;
       const auto detail = [&] {
         return "sent " + std::to_string(sent) + "  held " + std::to_string(held + unroutable) + "  passed " +
@@ -693,6 +713,15 @@ int main(int argc, char** argv) {
   // The tool is not the service: it neither creates the declared topics nor needs a reset policy.
   kafka.topics.clear();
   kafka.auto_offset_reset = "earliest";
+  // A killed run's member leaves the group after this (Kafka's minimum), so the next run
+  // resumes within seconds instead of the 45 s default.
+  const auto user_set = [&kafka](const std::string& name) {
+    return kafka.properties.contains(name) || kafka.consumer_properties.contains(name);
+  };
+  if (!user_set("session.timeout.ms")) {
+    kafka.consumer_properties["session.timeout.ms"] = "6000";
+    if (!user_set("heartbeat.interval.ms")) kafka.consumer_properties["heartbeat.interval.ms"] = "1000";
+  }
   // The client's log (logger "cppfly", read from SPDLOG_LEVEL when it is made): errors only,
   // unless --verbose or SPDLOG_LEVEL says otherwise.
   if (!options.verbose) ::setenv("SPDLOG_LEVEL", "error", 0);
