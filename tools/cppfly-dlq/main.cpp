@@ -100,6 +100,9 @@ struct UsageError : std::runtime_error {
 };
 
 std::atomic<bool> g_interrupted{false};
+/// Set once the group is joined and the partitions' ranges are known: a BrokerError after that is
+/// an error while running (exit 1), not an unreachable cluster (exit 3).
+bool g_connected{false};
 
 extern "C" void on_signal(int /*signal*/) { g_interrupted.store(true); }
 
@@ -372,6 +375,7 @@ class Reader {
       ranges_[p] = Range{start, high};
       if (start < high) pending_.insert(p);
     }
+    g_connected = true;
   }
 
   [[nodiscard]] std::size_t partitions() const { return ranges_.size(); }
@@ -736,9 +740,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cppfly-dlq: %s\n", e.what());
     return kExitUsage;
   } catch (const cppfly::messaging::BrokerError& e) {
-    // Raised before anything was read: the cluster did not answer (or refused the login).
+    // Before the group was joined: the cluster did not answer (or refused the login).
     std::fprintf(stderr, "cppfly-dlq: %s\n", e.what());
-    return kExitUnreachable;
+    return g_connected ? kExitError : kExitUnreachable;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cppfly-dlq: %s\n", e.what());
     return kExitError;
