@@ -11,9 +11,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -321,4 +324,67 @@ TEST_CASE("cppfly-dlq: usage errors, an unreachable broker and a missing topic h
   const auto unreachable = run_process({kTool, "list", "t", "--config", nowhere.path()});
   CHECK(unreachable.exit_code == 3);
   CHECK_THAT(unreachable.err, Contains("cannot reach Kafka at 127.0.0.1:1"));
+}
+
+TEST_CASE("cppfly-dlq: --exception, --since and --until select records; a dry run sends and commits nothing",
+          "[kafka][real][dlq-tool]") {
+  const auto servers = bootstrap_servers();
+  const auto target = unique_name("filtered");
+  const auto dead_topic = unique_name("filtered-dlq");
+  create_topic(servers, target, 1);
+  create_topic(servers, dead_topic, 1);
+  const TempFile config(tool_yaml(servers));
+  kafka::KafkaAdapter producer(kafka_config(servers).messaging().kafka);
+  producer.start();
+  const auto publish = [&](const std::string& value, const std::string& exception) {
+    producer.publish(dead_topic, value, {.headers = {{"x-original-topic", target}, {"x-exception", exception}}});
+  };
+  publish("early-a", "A");
+  publish("early-b", "B");
+  // A boundary strictly after the early records' timestamps (ms) and at or before the late ones'.
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto boundary = now_ms() + 1;
+  while (now_ms() < boundary) std::this_thread::sleep_for(1ms);  // the clock passes the boundary
+  publish("late-a", "A");
+  publish("late-b", "B");
+  producer.stop();
+
+  // The boundary as ISO-8601 UTC with milliseconds.
+  const std::time_t seconds = static_cast<std::time_t>(boundary / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char iso[64];
+  std::snprintf(iso, sizeof iso, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(boundary % 1000));
+
+  const auto since = dlq(config, {"show", dead_topic, "--since", iso, "--payloads"});
+  INFO(since.describe() << "\n" << since.out);
+  CHECK(since.exit_code == 0);
+  CHECK_THAT(since.out, Contains("value (6 bytes): late-a") && Contains("value (6 bytes): late-b"));
+  CHECK_THAT(since.out, Contains("2 record(s) shown of 4 read"));
+
+  const auto until = dlq(config, {"show", dead_topic, "--until", std::to_string(boundary), "--exception", "B",
+                                  "--payloads"});
+  CHECK(until.exit_code == 0);
+  CHECK_THAT(until.out, Contains("value (7 bytes): early-b") && Contains("1 record(s) shown of 4 read"));
+
+  const auto dry = dlq(config, {"redrive", dead_topic, "--exception", "A", "--dry-run"});
+  INFO(dry.out);
+  CHECK(dry.exit_code == 0);
+  CHECK_THAT(dry.out, Contains("2 would be sent, 0 held by the loop guard (--max-redrives 3), 0 without "
+                               "x-original-topic, 2 not selected; nothing committed"));
+  const auto one = dlq(config, {"redrive", dead_topic, "--exception", "A", "--max", "1"});
+  CHECK(one.exit_code == 0);
+  CHECK_THAT(one.out, Contains("1 sent") && Contains("stopped at --max 1"));
+  const auto rest = dlq(config, {"redrive", dead_topic, "--exception", "A"});
+  CHECK(rest.exit_code == 0);
+  CHECK_THAT(rest.out, Contains("1 sent, 0 held by the loop guard (--max-redrives 3), 0 without x-original-topic, "
+                                "2 not selected"));
+  const auto sent = read_all(servers, target, 2);
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[0].value == "early-a");
+  CHECK(sent[1].value == "late-a");
 }
