@@ -16,6 +16,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -251,17 +252,27 @@ TEST_CASE("cppfly-dlq: a redrive killed with SIGKILL half-way resumes without se
 
   // The first run pauses (test aid) once 60 records are sent and committed; it is killed there,
   // its consumer holding fetched records it never sent.
+  // Everything the child needs is made before fork(): it only calls dup2, open and execve.
+  std::vector<std::string> env{"CPPFLY_DLQ_TEST_PAUSE_AFTER=" + std::to_string(kBeforeKill)};
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("CPPFLY_DLQ_TEST_PAUSE_AFTER=")) env.emplace_back(*e);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args{kTool, "redrive", dead_topic, "--config", config.path()};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   int err_pipe[2];
   REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
     ::dup2(err_pipe[1], 2);
-    ::setenv("CPPFLY_DLQ_TEST_PAUSE_AFTER", std::to_string(kBeforeKill).c_str(), 1);
     const int null = ::open("/dev/null", O_WRONLY);
     ::dup2(null, 1);
-    ::execl(kTool.c_str(), kTool.c_str(), "redrive", dead_topic.c_str(), "--config", config.path().c_str(),
-            static_cast<char*>(nullptr));
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(err_pipe[1]);
