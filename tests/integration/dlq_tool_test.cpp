@@ -242,8 +242,10 @@ TEST_CASE("cppfly-dlq: a redrive killed with SIGKILL half-way resumes without se
     kafka::KafkaAdapter producer(kafka_config(servers).messaging().kafka);
     producer.start();
     for (int i = 0; i < kRecords; ++i) {
-      producer.publish_async(dead_topic, "v" + std::to_string(i),
-                             {.key = "k" + std::to_string(i),
+      // std::string(...).append(...): GCC 12 at -O3 mis-warns (-Wrestrict) about "v" + std::to_string(i).
+      const std::string number = std::to_string(i);
+      producer.publish_async(dead_topic, std::string("v").append(number),
+                             {.key = std::string("k").append(number),
                               .headers = {{"x-original-topic", target}, {"x-exception", "Boom"}}});
     }
     REQUIRE(producer.flush(kWait));
