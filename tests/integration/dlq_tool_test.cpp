@@ -339,7 +339,7 @@ TEST_CASE("cppfly-dlq: usage errors, an unreachable broker and a missing topic h
   CHECK_THAT(unreachable.err, Contains("cannot reach Kafka at 127.0.0.1:1"));
 }
 
-TEST_CASE("cppfly-dlq: --exception, --since and --until select records; a dry run sends and commits nothing",
+TEST_CASE("cppfly-dlq: --exception, --since and --until select records, and a dry run sends and commits nothing",
           "[kafka][real][dlq-tool]") {
   const auto servers = bootstrap_servers();
   const auto target = unique_name("filtered");
