@@ -9,6 +9,10 @@ endif()
 install(TARGETS ${CPPFLY_INSTALL_TARGETS} EXPORT cppflyTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# The command-line tools (built with the Kafka adapter): bin/cppfly-dlq.
+if(TARGET cppfly-dlq)
+  install(TARGETS cppfly-dlq RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 foreach(dir config/include framework/include adapters/memory/include adapters/kafka/include application/include)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${dir}/cppfly)
     install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/cppfly DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -19,6 +19,21 @@ std::string canonical_key(std::string_view dotted) {
     for (char c : segment) out += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (dot == std::string_view::npos) break;
     rest.remove_prefix(dot + 1);
+    if (out == kTopicsKey) {
+      // A topic name is kept as written; its field is canonical; a topic config name as written.
+      const TopicKey topic = split_topic_key(rest);
+      out += '.';
+      out += topic.name;
+      if (!topic.field.empty()) {
+        out += '.';
+        out += topic.field;
+        if (!topic.rest.empty()) {
+          out += '.';
+          out += topic.rest;
+        }
+      }
+      break;
+    }
     const auto& passthrough = passthrough_keys();
     if (std::find(passthrough.begin(), passthrough.end(), out) != passthrough.end()) {
       out += '.';

@@ -15,7 +15,7 @@
 namespace cppfly::config::detail {
 namespace {
 
-enum class Shape { map, scalar, passthrough, ignored };
+enum class Shape { map, scalar, passthrough, ignored, topics };
 
 struct SchemaNode {
   std::string_view name;
@@ -59,8 +59,30 @@ const std::vector<SchemaNode>& kafka_children() {
       {"properties", Shape::passthrough, {}},
       {"producer-properties", Shape::passthrough, {}},
       {"consumer-properties", Shape::passthrough, {}},
+      {"topics", Shape::topics, {}},
   };
   return children;
+}
+
+constexpr std::string_view kTopicExpected = "a map of topic configs (name: value)";
+
+const std::vector<SchemaNode>& topic_children() {
+  static const std::vector<SchemaNode> children{
+      {"partitions", Shape::scalar, "an integer from 1 to 2147483647"},
+      {"replication-factor", Shape::scalar, "an integer from 1 to 32767"},
+      {"config", Shape::passthrough, {}},
+      {"grow-partitions", Shape::scalar, "one of true, false, yes, no, on, off"},
+  };
+  return children;
+}
+
+/// Kafka's rule for a topic name: 1 to 249 of [a-zA-Z0-9._-], and neither "." nor "..".
+bool valid_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
 }
 
 /// Children of a schema map, by full dotted path; nullptr when the path is not a schema map.
@@ -110,6 +132,53 @@ bool is_under(std::string_view key, std::string_view prefix) {
                                 printable(unknown), parent, child_names(children)));
 }
 
+/// An entry at or under pyfly.messaging.kafka.topics (`path`): a map of topic name to
+/// {partitions, replication-factor, config, grow-partitions}.
+void check_topic_entry(const Entry& entry, const std::string& path, bool last) {
+  const auto& fields = topic_children();
+  const std::string expected_topic = fmt::format("a map with keys {}", child_names(fields));
+  if (last) {
+    if (entry.kind == NodeKind::scalar || entry.kind == NodeKind::list) {
+      expected_map(entry, fmt::format("a map of topic name: {}", expected_topic));
+    }
+    return;
+  }
+  const TopicKey topic = split_topic_key(std::string_view(entry.key).substr(path.size() + 1));
+  const std::string topic_path = fmt::format("{}.{}", path, topic.name);
+  if (topic.field.empty()) {
+    if (entry.kind == NodeKind::map || entry.kind == NodeKind::null) {
+      if (!valid_topic_name(topic.name)) {
+        throw ConfigError(fmt::format("{}: {}: '{}' is not a valid Kafka topic name (1 to 249 of a-z, A-Z, 0-9, "
+                                      "'.', '_', '-')",
+                                      entry.key_origin.describe(), printable(path), printable(topic.name)));
+      }
+      return;
+    }
+    // "orders: 3", or an unknown field ("orders: {partition: 3}" reads as the key orders.partition).
+    const auto dot = topic.name.rfind('.');
+    if (dot != std::string::npos) {
+      unknown_key(entry, fmt::format("{}.{}", path, topic.name.substr(0, dot)), topic.name.substr(dot + 1), fields);
+    }
+    expected_map(entry, expected_topic);
+  }
+  if (topic.field == "config") {
+    if (topic.rest.empty() && (entry.kind == NodeKind::scalar || entry.kind == NodeKind::list)) {
+      expected_map(entry, kTopicExpected);
+    }
+    if (!topic.rest.empty() && entry.kind == NodeKind::list) {
+      expected_scalar(entry, entry.key, "a topic config value", true);
+    }
+    return;
+  }
+  const auto found = std::find_if(fields.begin(), fields.end(),
+                                  [&](const SchemaNode& child) { return child.name == topic.field; });
+  const std::string field_path = fmt::format("{}.{}", topic_path, topic.field);
+  if (!topic.rest.empty()) expected_scalar(entry, field_path, found->expected, false);
+  if (entry.kind == NodeKind::map || entry.kind == NodeKind::list) {
+    expected_scalar(entry, field_path, found->expected, entry.kind == NodeKind::list);
+  }
+}
+
 /// Checks one entry against the schema. Returns true when it lies under pyfly.messaging.rabbitmq.
 bool check_entry(const Entry& entry) {
   if (entry.key == "pyfly") {
@@ -156,6 +225,9 @@ bool check_entry(const Entry& entry) {
         if (!last && entry.kind == NodeKind::list) {
           expected_scalar(entry, entry.key, "a property value", true);
         }
+        return false;
+      case Shape::topics:
+        check_topic_entry(entry, path, last);
         return false;
       case Shape::map:
         children = children_of(path);
@@ -215,7 +287,56 @@ void collect_properties(const ValueMap& values, std::string_view map_key, std::m
   }
 }
 
+/// pyfly.messaging.kafka.topics.<name>.*: every topic that has at least one key.
+void build_topics(const ValueMap& values, std::map<std::string, TopicProperties>& out) {
+  const std::string prefix = std::string(kTopicsKey) + ".";
+  for (auto it = values.lower_bound(prefix); it != values.end() && it->first.starts_with(prefix); ++it) {
+    const std::string& key = it->first;
+    const ConfigValue& value = it->second;
+    const TopicKey topic = split_topic_key(std::string_view(key).substr(prefix.size()));
+    if (topic.field.empty()) continue;  // refused by check_structure when read from a file
+    if (!valid_topic_name(topic.name)) {
+      bad_value(key, value, "the topic name is not a valid Kafka topic name (1 to 249 of a-z, A-Z, 0-9, '.', '_', '-')");
+    }
+    TopicProperties& properties = out[topic.name];
+    if (topic.field == "partitions") {
+      properties.partitions = int_value(key, value, 1, std::numeric_limits<std::int32_t>::max());
+    } else if (topic.field == "replication-factor") {
+      properties.replication_factor = int_value(key, value, 1, std::numeric_limits<std::int16_t>::max());
+    } else if (topic.field == "grow-partitions") {
+      const auto parsed = parse_bool(value.value);
+      if (!parsed) bad_value(key, value, "allowed: true, false, yes, no, on, off");
+      properties.grow_partitions = *parsed;
+    } else if (topic.field == "config" && !topic.rest.empty()) {
+      properties.config[topic.rest] = value.value;
+    }
+  }
+}
+
 }  // namespace
+
+TopicKey split_topic_key(std::string_view after_topics) {
+  const std::vector<std::string_view> segments = split(after_topics, '.');
+  const auto& fields = topic_fields();
+  for (std::size_t j = 1; j < segments.size(); ++j) {
+    std::string canonical = to_lower(segments[j]);
+    std::replace(canonical.begin(), canonical.end(), '_', '-');
+    if (std::find(fields.begin(), fields.end(), canonical) == fields.end()) continue;
+    std::vector<std::string_view> name(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(j));
+    std::vector<std::string_view> rest(segments.begin() + static_cast<std::ptrdiff_t>(j) + 1, segments.end());
+    return TopicKey{join(name, "."), std::move(canonical), join(rest, ".")};
+  }
+  return TopicKey{std::string(after_topics), {}, {}};
+}
+
+const std::vector<std::string>& topic_fields() {
+  static const std::vector<std::string> fields = [] {
+    std::vector<std::string> out;
+    for (const auto& child : topic_children()) out.emplace_back(child.name);
+    return out;
+  }();
+  return fields;
+}
 
 }  // namespace cppfly::config::detail
 
@@ -362,6 +483,7 @@ MessagingProperties build_messaging(const ValueMap& values) {
   collect_properties(values, "pyfly.messaging.kafka.properties", kafka.properties);
   collect_properties(values, "pyfly.messaging.kafka.producer-properties", kafka.producer_properties);
   collect_properties(values, "pyfly.messaging.kafka.consumer-properties", kafka.consumer_properties);
+  build_topics(values, kafka.topics);
   return out;
 }
 

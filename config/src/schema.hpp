@@ -22,6 +22,24 @@ inline constexpr std::string_view kProfilesKey = "pyfly.profiles.active";
 inline constexpr std::string_view kRabbitWarning =
     "pyfly.messaging.rabbitmq is PyFly's RabbitMQ adapter; cppfly ignores it";
 
+/// The declared topics: pyfly.messaging.kafka.topics.<name>.<field>.
+inline constexpr std::string_view kTopicsKey = "pyfly.messaging.kafka.topics";
+
+/// A key under pyfly.messaging.kafka.topics, split: the topic name as written (Kafka names are
+/// case-sensitive and may hold '.', '_' and '-'), the field in canonical form (partitions,
+/// replication-factor, config, grow-partitions; empty when the key is the topic itself) and what
+/// follows the field (a topic config name under config, as written). The name ends before the
+/// first segment that is a field name, so a topic named like "orders.config" cannot be declared.
+struct TopicKey {
+  std::string name;
+  std::string field;
+  std::string rest;
+};
+TopicKey split_topic_key(std::string_view after_topics);
+
+/// The fields of a declared topic, in schema order.
+const std::vector<std::string>& topic_fields();
+
 /// Full dotted names of every scalar key cppfly knows under pyfly.messaging, in schema order.
 const std::vector<std::string>& known_scalar_keys();
 

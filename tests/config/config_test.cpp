@@ -249,7 +249,7 @@ TEST_CASE("a scalar where a map is expected, and a map where a scalar is expecte
         "pyfly.yaml:3:12: pyfly.messaging.kafka: found 'localhost:9092'; expected a map with keys "
         "bootstrap-servers, client-id, transactional-id-prefix, embedded-brokers, auto-offset-reset, acks, enable-idempotence, "
         "commit-interval, connect-timeout, publish-timeout, reconnect-backoff-max, properties, "
-        "producer-properties, consumer-properties");
+        "producer-properties, consumer-properties, topics");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    provider:\n      name: kafka\n") ==
         "pyfly.yaml:3:5: pyfly.messaging.provider: found a map; expected one of auto, kafka, memory");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      properties: lz4\n") ==
@@ -504,4 +504,84 @@ TEST_CASE("Origin describes files and environment variables", "[config]") {
 TEST_CASE("error messages are one line even when the value is not", "[config][errors]") {
   const std::string message = error_of_yaml("pyfly:\n  messaging:\n    provider: \"kaf\\nka\"\n");
   CHECK(message == "pyfly.yaml:3:15: pyfly.messaging.provider: found 'kaf\\nka'; allowed: auto, kafka, memory");
+}
+
+TEST_CASE("declared topics: partitions, replication factor, topic configs and grow-partitions", "[config][topics]") {
+  const Config config = Config::from_string(
+      "pyfly:\n"
+      "  messaging:\n"
+      "    kafka:\n"
+      "      topics:\n"
+      "        orders:\n"
+      "          partitions: 6\n"
+      "          replication_factor: 1\n"
+      "          grow-partitions: yes\n"
+      "          config:\n"
+      "            retention.ms: 604800000\n"
+      "            cleanup.policy: compact\n"
+      "        Orders.V2_events:\n"
+      "          Partitions: 3\n"
+      "        audit: {grow_partitions: false}\n");
+  const auto& topics = config.messaging().kafka.topics;
+  REQUIRE(topics.size() == 3);
+  const auto& orders = topics.at("orders");
+  CHECK(orders.partitions == 6);
+  CHECK(orders.replication_factor == 1);
+  CHECK(orders.grow_partitions);
+  CHECK(orders.config == std::map<std::string, std::string>{{"retention.ms", "604800000"}, {"cleanup.policy", "compact"}});
+  // A topic name is kept as written (case, dots, underscores); its fields read relaxed.
+  const auto& v2 = topics.at("Orders.V2_events");
+  CHECK(v2.partitions == 3);
+  CHECK_FALSE(v2.replication_factor.has_value());
+  CHECK_FALSE(v2.grow_partitions);
+  CHECK(v2.config.empty());
+  CHECK_FALSE(topics.at("audit").partitions.has_value());
+  CHECK(config.get("pyfly.messaging.kafka.topics.orders.config.retention.ms") == "604800000");
+  CHECK(config.get("pyfly.messaging.kafka.topics.Orders.V2_events.partitions") == "3");
+  CHECK(Config::from_string("pyfly: {messaging: {kafka: {}}}").messaging().kafka.topics.empty());
+}
+
+TEST_CASE("declared topics: bad values are refused with file, line, key and what is allowed", "[config][errors][topics]") {
+  const std::string head = "pyfly:\n  messaging:\n    kafka:\n      topics:\n        orders:\n";
+  CHECK(error_of_yaml(head + "          partitions: 0\n") ==
+        "pyfly.yaml:6:23: pyfly.messaging.kafka.topics.orders.partitions: found '0'; expected an integer from 1 to "
+        "2147483647");
+  CHECK(error_of_yaml(head + "          partitions: three\n") ==
+        "pyfly.yaml:6:23: pyfly.messaging.kafka.topics.orders.partitions: found 'three'; expected an integer from 1 "
+        "to 2147483647");
+  CHECK(error_of_yaml(head + "          partitions: 1.5\n") ==
+        "pyfly.yaml:6:23: pyfly.messaging.kafka.topics.orders.partitions: found '1.5'; expected an integer from 1 to "
+        "2147483647");
+  CHECK(error_of_yaml(head + "          replication-factor: 40000\n") ==
+        "pyfly.yaml:6:31: pyfly.messaging.kafka.topics.orders.replication-factor: found '40000'; expected an integer "
+        "from 1 to 32767");
+  CHECK(error_of_yaml(head + "          grow-partitions: sometimes\n") ==
+        "pyfly.yaml:6:28: pyfly.messaging.kafka.topics.orders.grow-partitions: found 'sometimes'; allowed: true, "
+        "false, yes, no, on, off");
+  CHECK(error_of_yaml(head + "          partition: 3\n") ==
+        "pyfly.yaml:6:11: unknown key pyfly.messaging.kafka.topics.orders.partition; did you mean "
+        "pyfly.messaging.kafka.topics.orders.partitions?");
+  CHECK(error_of_yaml(head + "          config: compact\n") ==
+        "pyfly.yaml:6:19: pyfly.messaging.kafka.topics.orders.config: found 'compact'; expected a map of topic "
+        "configs (name: value)");
+  CHECK(error_of_yaml(head + "          partitions: {count: 3}\n") ==
+        "pyfly.yaml:6:11: pyfly.messaging.kafka.topics.orders.partitions: found a map; expected an integer from 1 to "
+        "2147483647");
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      topics:\n        orders: 3\n") ==
+        "pyfly.yaml:5:17: pyfly.messaging.kafka.topics.orders: found '3'; expected a map with keys partitions, "
+        "replication-factor, config, grow-partitions");
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      topics: orders\n") ==
+        "pyfly.yaml:4:15: pyfly.messaging.kafka.topics: found 'orders'; expected a map of topic name: a map with keys "
+        "partitions, replication-factor, config, grow-partitions");
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      topics:\n        \"bad topic\":\n          partitions: 1\n") ==
+        "pyfly.yaml:5:9: pyfly.messaging.kafka.topics: 'bad topic' is not a valid Kafka topic name (1 to 249 of a-z, "
+        "A-Z, 0-9, '.', '_', '-')");
+}
+
+TEST_CASE("declared topics: an environment variable overrides a declared value", "[config][topics]") {
+  TempDir dir;
+  const auto path = dir.write("pyfly.yaml", "pyfly:\n  messaging:\n    kafka:\n      topics:\n        orders:\n"
+                                            "          partitions: 2\n");
+  const Config config = Config::load(options_for(path, Env{{"PYFLY_MESSAGING_KAFKA_TOPICS_ORDERS_PARTITIONS", "4"}}));
+  CHECK(config.messaging().kafka.topics.at("orders").partitions == 4);
 }

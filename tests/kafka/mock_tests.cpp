@@ -145,6 +145,23 @@ TEST_CASE("embedded: bootstrap-servers 'embedded' runs an in-process cluster", "
   adapter.stop();
 }
 
+TEST_CASE("embedded: a declared topic (pyfly.messaging.kafka.topics) gets its partitions before a listener "
+          "subscribes", "[kafka][embedded][topics]") {
+  auto properties = test_properties("embedded");
+  const auto topic = unique_name("declared");
+  // librdkafka 2.0.2's mock cluster answers no Admin API request: the adapter creates the topic
+  // in the mock itself, with its partitions; configs and growing apply on a real cluster only.
+  properties.topics[topic] = config::TopicProperties{.partitions = 5, .config = {{"retention.ms", "1000"}}};
+  KafkaAdapter adapter(properties);
+  Inbox inbox;
+  adapter.subscribe(topic, inbox.handler(), unique_name("group"));
+  adapter.start();
+  CHECK(partition_count(adapter.bootstrap_servers(), topic) == 5);
+  adapter.publish(topic, "hello", PublishOptions{.partition = 4});
+  REQUIRE(inbox.wait_for_values({"hello"}));
+  adapter.stop();
+}
+
 TEST_CASE("embedded: publish_async futures hold partition and offset", "[kafka][embedded]") {
   KafkaAdapter adapter(test_properties("embedded"));
   const auto topic = unique_name("async");

@@ -46,6 +46,14 @@ def main() -> int:
     project = os.path.join(args.work_dir, "project")
     os.makedirs(project)
     run(["cmake", "--install", args.build_dir, "--prefix", prefix])
+    # Built with the Kafka adapter, the install has the dead-letter tool, and it runs from there.
+    cache = open(os.path.join(args.build_dir, "CMakeCache.txt"), encoding="utf-8").read()
+    if "CPPFLY_WITH_KAFKA:BOOL=ON" in cache:
+        tool = os.path.join(prefix, "bin", "cppfly-dlq")
+        help_text = subprocess.run([tool, "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
+        if "exit codes:" not in help_text:
+            print(f"{tool} --help printed no exit codes:\n{help_text}", file=sys.stderr)
+            return 1
     for name, text in files.items():
         with open(os.path.join(project, name), "w", encoding="utf-8") as f:
             f.write(text)

@@ -17,6 +17,7 @@
 #include "handles.hpp"
 #include "mock_cluster.hpp"
 #include "producer.hpp"
+#include "topic_admin.hpp"
 
 namespace cppfly::kafka {
 
@@ -160,6 +161,7 @@ KafkaAdapter::KafkaAdapter(config::KafkaProperties properties)
   if (p.bootstrap_servers == "embedded") {
     impl_->embedded = std::make_unique<detail::EmbeddedCluster>(p.embedded_brokers);
     impl_->servers = impl_->embedded->bootstrap_servers();
+    detail::declare_embedded_topics(p, *impl_->embedded);  // pyfly.messaging.kafka.topics
     for (auto* conf : {impl_->producer_conf.get(), impl_->consumer_conf.get()}) {
       detail::set_property(conf, "bootstrap.servers", impl_->servers, "pyfly.messaging.kafka.bootstrap-servers");
     }
@@ -316,6 +318,8 @@ void KafkaAdapter::start() {
   const auto& p = impl_->properties;
   auto producer = std::make_unique<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
   detail::await_cluster(producer->handle(), *producer, impl_->servers, p.connect_timeout);
+  // pyfly.messaging.kafka.topics: created (or grown) before any consumer starts.
+  detail::apply_declared_topics(producer->handle(), p);
   // A stopped producer has no client left (close() destroyed it): keep only its object.
   {
     const std::lock_guard lock(impl_->producers_mutex);

@@ -42,17 +42,17 @@ EmbeddedCluster::EmbeddedCluster(int brokers) : brokers_(std::max(brokers, 1)) {
       bootstraps_, brokers_);
 }
 
-void EmbeddedCluster::ensure_topic(std::string_view topic) {
+void EmbeddedCluster::ensure_topic(std::string_view topic, int partitions) {
   const std::lock_guard lock(mutex_);
   if (topics_.contains(topic)) return;
   const std::string name(topic);
   const auto replication = std::min(brokers_, 3);
-  const auto err = rd_kafka_mock_topic_create(cluster_.get(), name.c_str(), kTopicPartitions, replication);
+  const auto err = rd_kafka_mock_topic_create(cluster_.get(), name.c_str(), partitions, replication);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
     throw messaging::BrokerError("embedded Kafka: cannot create topic '" + name + "': " + rd_kafka_err2str(err));
   }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    cppfly::detail::log().debug("embedded Kafka: created topic '{}' ({} partitions)", name, kTopicPartitions);
+    cppfly::detail::log().debug("embedded Kafka: created topic '{}' ({} partitions)", name, partitions);
   }
   topics_.insert(name);
 }

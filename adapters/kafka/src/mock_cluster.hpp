@@ -37,7 +37,9 @@ class EmbeddedCluster {
   /// own auto-creation (on a producer's metadata request) would give it 4 partitions,
   /// and a consumer subscribing first would see "unknown topic": creating it up front
   /// makes both paths behave the same. Thread-safe; cheap after the first call.
-  void ensure_topic(std::string_view topic);
+  void ensure_topic(std::string_view topic) { ensure_topic(topic, kTopicPartitions); }
+  /// The same with `partitions` partitions (a declared topic, pyfly.messaging.kafka.topics).
+  void ensure_topic(std::string_view topic, int partitions);
 
  private:
   KafkaHandle owner_;  ///< the rd_kafka_t librdkafka needs to run the mock cluster on

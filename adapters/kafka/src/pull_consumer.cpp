@@ -138,6 +138,63 @@ void PullConsumer::commit_async() {
   }
 }
 
+void PullConsumer::commit(const std::string& topic, std::int32_t partition, std::int64_t next_offset) {
+  if (!impl_->rk) throw BrokerError("kafka: " + impl_->description() + " is closed");
+  const auto list = impl_->one(topic, partition, next_offset);
+  const detail::QueueHandle queue(rd_kafka_queue_new(impl_->rk.get()));
+  auto err = rd_kafka_commit_queue(impl_->rk.get(), list.get(), queue.get(), nullptr, nullptr);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    const auto deadline = Clock::now() + impl_->timeout;
+    while (Clock::now() < deadline) {
+      const detail::EventHandle event(rd_kafka_queue_poll(queue.get(), 100));
+      if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+        err = rd_kafka_event_error(event.get());
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          // The request may succeed as a whole and fail for the partition.
+          const auto* offsets = rd_kafka_event_topic_partition_list(event.get());
+          if (offsets != nullptr && offsets->cnt > 0) err = offsets->elems[0].err;
+        }
+        break;
+      }
+    }
+  }
+  impl_->check(err, "commit " + topic + " [" + std::to_string(partition) + "] at " + std::to_string(next_offset));
+}
+
+std::int64_t PullConsumer::committed(const std::string& topic, std::int32_t partition) {
+  if (!impl_->rk) throw BrokerError("kafka: " + impl_->description() + " is closed");
+  const auto list = impl_->one(topic, partition);
+  impl_->check(rd_kafka_committed(impl_->rk.get(), list.get(), static_cast<int>(impl_->timeout.count())),
+               "committed offset of " + topic + " [" + std::to_string(partition) + "]");
+  const auto offset = list->elems[0].offset;
+  return offset < 0 ? -1 : offset;
+}
+
+std::pair<std::int64_t, std::int64_t> PullConsumer::watermarks(const std::string& topic, std::int32_t partition) {
+  if (!impl_->rk) throw BrokerError("kafka: " + impl_->description() + " is closed");
+  std::int64_t low = -1;
+  std::int64_t high = -1;
+  impl_->check(rd_kafka_query_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low, &high,
+                                                static_cast<int>(impl_->timeout.count())),
+               "watermarks of " + topic + " [" + std::to_string(partition) + "]");
+  return {low, high};
+}
+
+int PullConsumer::partition_count(const std::string& topic) {
+  if (!impl_->rk) throw BrokerError("kafka: " + impl_->description() + " is closed");
+  // All topics: a request naming a missing topic could make the broker create it.
+  const rd_kafka_metadata_t* raw = nullptr;
+  const auto err = rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &raw, static_cast<int>(impl_->timeout.count()));
+  const detail::MetadataHandle metadata(raw);
+  impl_->check(err, "metadata");
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    const auto& found = metadata->topics[i];
+    if (topic == found.topic && found.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return found.partition_cnt;
+  }
+  return -1;
+}
+
 void PullConsumer::seek(const std::string& topic, std::int32_t partition, std::int64_t offset) {
   const auto list = impl_->one(topic, partition, offset);
   const detail::ErrorHandle error(

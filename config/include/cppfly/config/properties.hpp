@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,16 @@ namespace cppfly::config {
 enum class Provider { auto_detect, kafka, memory };
 
 [[nodiscard]] std::string_view to_string(Provider provider) noexcept;
+
+/// pyfly.messaging.kafka.topics.<name>: a topic the Kafka adapter creates at start when it is
+/// missing (Spring's NewTopic / KafkaAdmin). Absent numbers take the broker's defaults
+/// (num.partitions, default.replication.factor).
+struct TopicProperties {
+  std::optional<int> partitions{};          ///< partitions; an existing topic with fewer is grown or warned about
+  std::optional<int> replication_factor{};  ///< replicas of each partition (creation only)
+  std::map<std::string, std::string> config{};  ///< topic configs (retention.ms, cleanup.policy ...), at creation
+  bool grow_partitions{false};              ///< true: an existing topic with fewer partitions is grown
+};
 
 /// pyfly.messaging.kafka.*
 struct KafkaProperties {
@@ -31,6 +42,7 @@ struct KafkaProperties {
   std::map<std::string, std::string> properties{};   ///< passed to librdkafka unchanged (both clients)
   std::map<std::string, std::string> producer_properties{};  ///< producer only
   std::map<std::string, std::string> consumer_properties{};  ///< consumer only
+  std::map<std::string, TopicProperties> topics{};   ///< declared topics, by name (created at start)
 };
 
 /// pyfly.messaging.listener.* (and PyFly's pyfly.context.shutdown-timeout): every listener container's bounds.

@@ -38,6 +38,16 @@ class PullConsumer {
   void commit();
   /// The same without waiting; a failure is logged.
   void commit_async();
+  /// Commits `next_offset` (the offset of the next record to read) for one partition, whatever
+  /// poll() returned; waits for the broker at most connect-timeout. Throws messaging::BrokerError.
+  void commit(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
+  /// The offset this group committed for the partition (-1: none); at most connect-timeout.
+  [[nodiscard]] std::int64_t committed(const std::string& topic, std::int32_t partition);
+  /// The partition's low and high watermarks (first offset kept, offset of the next record
+  /// written), from the broker; at most connect-timeout. Throws messaging::BrokerError.
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> watermarks(const std::string& topic, std::int32_t partition);
+  /// How many partitions `topic` has (-1: the cluster has no such topic). Never creates it.
+  [[nodiscard]] int partition_count(const std::string& topic);
   /// The next poll() of this partition starts at `offset` (an assigned partition).
   void seek(const std::string& topic, std::int32_t partition, std::int64_t offset);
   /// poll() returns nothing of this partition until resume().
