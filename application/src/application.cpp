@@ -236,7 +236,8 @@ void Application::bind_listeners() {
                     .group = options.group_id},
         .max_buffered_records = bounds.max_buffered_records,
         .max_buffered_bytes = bounds.max_buffered_bytes,
-        .shutdown_timeout = bounds.shutdown_timeout};
+        .shutdown_timeout = bounds.shutdown_timeout,
+        .transactional = options.transactional};
     auto handler = listener.make_handler(instance);
     std::optional<std::string> group;
     if (!options.group_id.empty()) group = options.group_id;

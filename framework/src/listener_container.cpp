@@ -312,7 +312,11 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       ~Restore() { current_run = outer; }
     } restore{outer};
     try {
-      subscription.handler(record.message);
+      if (runtime.around_handler) {
+        runtime.around_handler(record.message, [&] { subscription.handler(record.message); });
+      } else {
+        subscription.handler(record.message);
+      }
       return Outcome::settled;
     } catch (const PayloadDecodeError&) {
       record.failure = describe_current_exception();

@@ -59,12 +59,14 @@ std::string partitions_text(const rd_kafka_topic_partition_list_t* partitions) {
 }  // namespace
 
 Consumer::Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle conf,
-                   std::chrono::milliseconds cluster_timeout, messaging::MessageBrokerPort& dead_letters)
+                   std::chrono::milliseconds cluster_timeout, messaging::MessageBrokerPort& dead_letters,
+                   std::function<std::unique_ptr<Producer>()> make_transactional)
     : ClientContext(describe(*subscription)),
       subscription_(std::move(subscription)),
       cluster_timeout_(cluster_timeout),
       conf_(std::move(conf)),
-      dead_letters_(dead_letters) {
+      dead_letters_(dead_letters),
+      make_transactional_(std::move(make_transactional)) {
   if (subscription_->group) {
     group_id_ = *subscription_->group;
     set_property(conf_.get(), "group.id", group_id_, "group '" + group_id_ + "' of topic '" + subscription_->topic + "'");
@@ -93,12 +95,17 @@ void Consumer::start() {
   (void)conf_.release();  // owned by rk_ now
   rd_kafka_poll_set_consumer(rk_.get());
   consumer_queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
-  container_ = std::make_unique<messaging::ListenerContainer>(
-      *subscription_, dead_letters_,
-      messaging::ContainerRuntime{.inline_execution = false,
-                                  .block_when_full = false,
-                                  .assign_on_offer = false,
-                                  .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); }});
+  messaging::ContainerRuntime runtime{.inline_execution = false,
+                                      .block_when_full = false,
+                                      .assign_on_offer = false,
+                                      .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); }};
+  if (subscription_->container.transactional) {
+    transactional_ = make_transactional_();
+    runtime.around_handler = [this](const messaging::Message& message, const std::function<void()>& handle) {
+      in_transaction(message, handle);
+    };
+  }
+  container_ = std::make_unique<messaging::ListenerContainer>(*subscription_, dead_letters_, std::move(runtime));
 
   if (broadcast()) record_start_offsets();
 
@@ -365,6 +372,48 @@ void Consumer::apply_container() {
   store(container_->take_positions());
 }
 
+void Consumer::in_transaction(const messaging::Message& message, const std::function<void()>& handle) {
+  const std::lock_guard lock(transaction_mutex_);
+  if (transactional_->fatal()) {
+    // Fenced (a newer producer with this transactional.id) or broken: a new one takes over, and
+    // fences whatever the old one left open.
+    cppfly::detail::log().warn("kafka: {}: the transactional producer hit a fatal error; replaced", description());
+    transactional_->close(std::chrono::milliseconds(0));
+    transactional_ = make_transactional_();
+  }
+  Producer& producer = *transactional_;
+  const auto timeout = producer.publish_timeout();
+  producer.begin_transaction();
+  auto abort = [&] {
+    try {
+      producer.abort_transaction(timeout);
+    } catch (const std::exception& e) {
+      cppfly::detail::log().error("kafka: {}: aborting a transaction failed: {}", description(), e.what());
+    }
+  };
+  current_transaction() = &producer;
+  try {
+    handle();
+  } catch (...) {
+    current_transaction() = nullptr;
+    abort();
+    throw;
+  }
+  current_transaction() = nullptr;
+  try {
+    const PartitionListHandle offsets(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(offsets.get(), message.topic.c_str(), message.partition)->offset =
+        message.offset + 1;
+    const std::unique_ptr<rd_kafka_consumer_group_metadata_t, void (*)(rd_kafka_consumer_group_metadata_t*)> group(
+        rd_kafka_consumer_group_metadata(rk_.get()), &rd_kafka_consumer_group_metadata_destroy);
+    producer.send_offsets_to_transaction(*offsets, *group, timeout);
+  } catch (...) {
+    abort();
+    throw;
+  }
+  producer.commit_transaction(timeout);  // aborts itself when it must, then throws
+}
+
 void Consumer::store(const std::vector<messaging::Position>& positions) {
   if (positions.empty()) return;
   if (broadcast()) {
@@ -407,6 +456,7 @@ void Consumer::close_client() noexcept {
     auto& log = cppfly::detail::log();
     const bool reachable = commit_stored("stop");
     consumer_queue_.reset();  // before the client goes
+    if (transactional_) transactional_->close(cluster_timeout_);
     // Leave the group within a bound: rd_kafka_consumer_close() may block for up to
     // session.timeout.ms when the coordinator is gone.
     bool closed = false;

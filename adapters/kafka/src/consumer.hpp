@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <chrono>
 #include <cstdint>
@@ -18,6 +19,7 @@
 
 #include "client_context.hpp"
 #include "handles.hpp"
+#include "producer.hpp"
 
 namespace cppfly::kafka::detail {
 
@@ -29,8 +31,10 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   /// `conf` is the consumer configuration (make_client_conf); the group (or the broadcast
   /// settings) and the callbacks are added here. `cluster_timeout` bounds every blocking
   /// exchange with the cluster (start offsets, commits, leaving the group).
+  /// A transactional subscription gets its producer from `make_transactional` (at start()).
   Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle conf,
-           std::chrono::milliseconds cluster_timeout, messaging::MessageBrokerPort& dead_letters);
+           std::chrono::milliseconds cluster_timeout, messaging::MessageBrokerPort& dead_letters,
+           std::function<std::unique_ptr<Producer>()> make_transactional = {});
   /// request_stop() + join().
   ~Consumer() override;
   Consumer(const Consumer&) = delete;
@@ -65,6 +69,9 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   /// Applies what the container asks: pause/resume partitions, store positions.
   void apply_container();
   void store(const std::vector<messaging::Position>& positions);
+  /// One attempt of a transactional listener: the handler's publishes and the record's offset in one
+  /// transaction (one at a time).
+  void in_transaction(const messaging::Message& message, const std::function<void()>& handle);
   static std::vector<messaging::TopicPartition> partitions_of(const rd_kafka_topic_partition_list_t* list);
   void report(const rd_kafka_message_t& record);
   /// Commits the stored offsets, waiting at most cluster_timeout_. False when the commit
@@ -86,6 +93,9 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   messaging::MessageBrokerPort& dead_letters_;
   std::unique_ptr<messaging::ListenerContainer> container_;  ///< made by start()
   QueueHandle consumer_queue_;  ///< to wake the fetch thread (destroyed before rk_)
+  std::function<std::unique_ptr<Producer>()> make_transactional_;
+  std::mutex transaction_mutex_;             ///< one transaction at a time
+  std::unique_ptr<Producer> transactional_;  ///< transactional subscriptions: made by start()
 
   std::mutex lifecycle_;
   std::atomic<bool> stop_requested_{false};

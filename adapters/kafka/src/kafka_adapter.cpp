@@ -55,10 +55,13 @@ struct KafkaAdapter::Impl {
 
   /// A transactional producer, its transactions initialised (fencing an earlier one with the id).
   [[nodiscard]] std::unique_ptr<detail::Producer> make_transactional() const {
+    // Spring's rule: the prefix plus the producer's number; this adapter has one for transaction().
+    return make_transactional_with(properties.transactional_id_prefix + "0");
+  }
+
+  [[nodiscard]] std::unique_ptr<detail::Producer> make_transactional_with(const std::string& id) const {
     auto conf = detail::duplicate(producer_conf.get());
-    // Spring's rule: the prefix plus the producer's number; this adapter has one.
-    detail::set_property(conf.get(), "transactional.id", properties.transactional_id_prefix + "0",
-                         "pyfly.messaging.kafka.transactional-id-prefix");
+    detail::set_property(conf.get(), "transactional.id", id, "pyfly.messaging.kafka.transactional-id-prefix");
     auto made = std::make_unique<detail::Producer>(std::move(conf), properties.publish_timeout);
     made->init_transactions(properties.connect_timeout);
     return made;
@@ -117,8 +120,16 @@ struct KafkaAdapter::Impl {
   }
 
   [[nodiscard]] std::shared_ptr<detail::Consumer> make_consumer(std::shared_ptr<const detail::Subscription> s) {
+    std::function<std::unique_ptr<detail::Producer>()> make_transactional;
+    if (s->container.transactional) {
+      // One transactional.id per listener subscription of this service instance: a restarted
+      // instance fences the one before it (each instance needs its own prefix, as in Spring).
+      make_transactional = [this, id = properties.transactional_id_prefix + "-" + *s->group + "-" + s->topic] {
+        return make_transactional_with(id);
+      };
+    }
     return std::make_shared<detail::Consumer>(std::move(s), detail::duplicate(consumer_conf.get()),
-                                              properties.connect_timeout, *port);
+                                              properties.connect_timeout, *port, std::move(make_transactional));
   }
   messaging::MessageBrokerPort* port{nullptr};  ///< the adapter: dead letters are published through it
 
@@ -197,7 +208,13 @@ std::string KafkaAdapter::bootstrap_servers() const { return impl_->servers; }
 std::uint64_t KafkaAdapter::producer_replacements() const noexcept { return impl_->replacements.load(); }
 
 DeliveryResult KafkaAdapter::publish(std::string_view topic, std::string_view value, messaging::PublishOptions options) {
-  auto* producer = impl_->producer_for(topic);
+  // From a transactional listener's handler: into its transaction.
+  auto* producer = detail::current_transaction();
+  if (producer != nullptr) {
+    impl_->prepare_topic(topic);
+  } else {
+    producer = impl_->producer_for(topic);
+  }
   auto delivery = producer->send(topic, value, options);
   return producer->await(delivery, topic);
 }
@@ -206,7 +223,13 @@ void KafkaAdapter::publish_async(std::string_view topic, std::string value, mess
                                  messaging::DeliveryCallback done) {
   std::optional<BrokerError> error;
   try {
-    impl_->producer_for(topic)->send(topic, value, options, done);
+    auto* producer = detail::current_transaction();
+    if (producer != nullptr) {
+      impl_->prepare_topic(topic);
+    } else {
+      producer = impl_->producer_for(topic);
+    }
+    producer->send(topic, value, options, done);
     return;
   } catch (const BrokerError& e) {
     error.emplace(e);
@@ -273,7 +296,13 @@ bool KafkaAdapter::flush(std::chrono::milliseconds timeout) {
 std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, std::string value,
                                                         messaging::PublishOptions options) {
   try {
-    return impl_->producer_for(topic)->send(topic, value, options);
+    auto* producer = detail::current_transaction();
+    if (producer != nullptr) {
+      impl_->prepare_topic(topic);
+    } else {
+      producer = impl_->producer_for(topic);
+    }
+    return producer->send(topic, value, options);
   } catch (...) {
     std::promise<DeliveryResult> failed;
     failed.set_exception(std::current_exception());
@@ -285,6 +314,16 @@ void KafkaAdapter::subscribe(messaging::Subscription given) {
   if (given.topic.empty()) throw BrokerError("cannot subscribe: the topic name is empty");
   if (!given.handler) throw BrokerError("cannot subscribe to '" + given.topic + "': the handler is empty");
   if (given.group && given.group->empty()) given.group.reset();  // "" means no group, as in PyFly
+  if (given.container.transactional) {
+    if (impl_->properties.transactional_id_prefix.empty()) {
+      throw config::ConfigError("listener '" + given.container.failure.listener_name + "' of '" + given.topic +
+                                    "' is transactional: set pyfly.messaging.kafka.transactional-id-prefix",
+                                "pyfly.messaging.kafka.transactional-id-prefix");
+    }
+    if (!given.group) {
+      throw BrokerError("cannot subscribe to '" + given.topic + "' transactionally without a group");
+    }
+  }
   impl_->prepare_topic(given.topic);
 
   auto subscription = std::make_shared<const detail::Subscription>(std::move(given));

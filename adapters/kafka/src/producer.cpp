@@ -447,6 +447,22 @@ void Producer::abort_transaction(std::chrono::milliseconds timeout) {
   }
 }
 
+void Producer::send_offsets_to_transaction(const rd_kafka_topic_partition_list_t& offsets,
+                                           const rd_kafka_consumer_group_metadata_t& group,
+                                           std::chrono::milliseconds timeout) {
+  const Visit visit(*this);
+  const TxnError error(rd_kafka_send_offsets_to_transaction(rk_.get(), &offsets, &group, millis(timeout)));
+  if (error) {
+    if (error.fatal()) fatal_ = true;
+    throw BrokerError("cannot add the consumed offsets to the transaction: " + error.text());
+  }
+}
+
+Producer*& current_transaction() noexcept {
+  thread_local Producer* transaction = nullptr;
+  return transaction;
+}
+
 void Producer::close(std::chrono::milliseconds flush_timeout) noexcept {
   try {
     if (closed_.exchange(true)) return;

@@ -58,6 +58,10 @@ class Producer final : public ClientContext {
   void commit_transaction(std::chrono::milliseconds timeout);
   /// Aborts (what was produced is never seen by read_committed consumers); throws on failure.
   void abort_transaction(std::chrono::milliseconds timeout);
+  /// Adds consumed offsets (the next offset to read, per partition) of the consumer group `group` to
+  /// the open transaction: they commit with it (Kafka's fencing by group generation, KIP-447).
+  void send_offsets_to_transaction(const rd_kafka_topic_partition_list_t& offsets,
+                                   const rd_kafka_consumer_group_metadata_t& group, std::chrono::milliseconds timeout);
   [[nodiscard]] bool fatal() const noexcept { return fatal_.load(std::memory_order_relaxed); }
   void on_fatal() noexcept override { fatal_.store(true); }
 
@@ -90,5 +94,9 @@ class Producer final : public ClientContext {
   std::thread poller_;
   KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)
 };
+
+/// The transaction a transactional listener's handler runs in, on this thread (null: none): the
+/// adapter's publish calls made from that handler go into it.
+Producer*& current_transaction() noexcept;
 
 }  // namespace cppfly::kafka::detail

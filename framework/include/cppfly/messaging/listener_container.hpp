@@ -45,6 +45,10 @@ struct ContainerRuntime {
   bool assign_on_offer{false};
   /// Called (on any thread) when take_flow_changes() or take_positions() has news: wakes the fetch loop.
   std::function<void()> wake{};
+  /// When set, each attempt runs as around_handler(message, handle): the adapter's context for the
+  /// handler (Kafka: a transaction that also commits the record's offset). It calls handle() once and
+  /// lets its exception through (after aborting); an exception of its own fails the attempt too.
+  std::function<void(const Message&, const std::function<void()>& handle)> around_handler{};
 };
 
 /// Partitions to pause and to resume (the fetch loop applies them).

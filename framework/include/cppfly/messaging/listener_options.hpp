@@ -27,7 +27,7 @@ enum class Ordering { partition, key, none };
 }
 
 /// Options of one listener. Designated initializers must follow this declaration order:
-/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency, ordering.
+/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency, ordering, transactional.
 struct ListenerOptions {
   std::string topic{};                        ///< one topic (or use `topics`, or both)
   std::vector<std::string> topics{};          ///< several topics
@@ -38,6 +38,9 @@ struct ListenerOptions {
   std::string dead_letter_topic{};            ///< where exhausted / undecodable messages go
   int concurrency{1};                         ///< records of this listener handled at once in this process
   Ordering ordering{Ordering::partition};     ///< which records wait for each other
+  /// Exactly-once consume-process-produce (Kafka, needs transactional-id-prefix and a group): what the
+  /// handler publishes and the record's offset commit in one transaction, one record at a time.
+  bool transactional{false};
 
   /// `topic` and `topics` together, without duplicates, in order.
   [[nodiscard]] std::vector<std::string> all_topics() const;

@@ -35,6 +35,8 @@ struct ContainerOptions {
   std::size_t max_buffered_bytes{std::size_t{64} << 20U};  ///< the same bound on their payload bytes
   /// stop() and a revoke let running handlers finish this long; then they are abandoned.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{30}};
+  /// Each attempt in a transaction with the record's offset (adapters that have transactions).
+  bool transactional{false};
 };
 
 /// subscribe()'s argument: a topic, the handler, the group (none: broadcast) and the container's options.
