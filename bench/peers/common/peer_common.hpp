@@ -10,6 +10,9 @@
 //   PEER_LATENCY_FILE  consume: write "id latency_us" lines for messages carrying x-sent-us
 //   PEER_TIMEOUT_S     give up (exit 1) after this many seconds (default 900)
 //   PEER_SLEEP_MS      slow: the wait in each handler call (default 2)
+//   PEER_FAIL_ID       slow: the record with this id fails its first PEER_FAIL_TIMES (default 5) handler
+//                      calls (the slow-retry workload; the contender retries it 5 times, retry N after
+//                      200 ms × N); with PEER_LATENCY_FILE the latencies are written as in consume
 // Report: one JSON line on stdout,
 //   consume: {"count":..,"sum":..,"sumsq":..,"start_ms":..,"first_ms":..,"last_ms":..}
 //   publish: {"count":..,"errors":..,"start_ms":..,"first_ms":..,"last_ms":..}
@@ -173,12 +176,16 @@ class Tally {
 /// mutex; each call is followed by milliseconds of waiting, so it costs nothing measurable).
 class SlowTally {
  public:
-  explicit SlowTally(std::int64_t expected) : expected_(expected), start_ms_(now_ms()) {}
+  SlowTally(std::int64_t expected, bool latency) : expected_(expected), start_ms_(now_ms()) {
+    if (latency) latencies_.assign(static_cast<std::size_t>(expected), kNoLatency);
+  }
 
-  /// One handled record: its id, its key ("key-K") and its x-seq.
-  void record(std::int64_t id, std::string_view key, std::optional<std::int64_t> seq) {
+  /// One handled record: its id, its key ("key-K"), its x-seq and its x-sent-us.
+  void record(std::int64_t id, std::string_view key, std::optional<std::int64_t> seq,
+              std::optional<std::int64_t> sent_us = std::nullopt) {
     const std::int64_t now = now_us();
     const std::lock_guard lock(mutex_);
+    if (!latencies_.empty() && sent_us && id >= 0 && id < expected_) latencies_[static_cast<std::size_t>(id)] = now - *sent_us;
     auto [it, fresh] = last_seq_.try_emplace(std::string(key), seq.value_or(-1));
     if (!seq || (!fresh && *seq <= it->second)) ++violations_;
     if (seq && *seq > it->second) it->second = *seq;
@@ -194,7 +201,7 @@ class SlowTally {
     return done_cv_.wait_for(lock, timeout, [this] { return count_ >= expected_; });
   }
 
-  void report() {
+  void report(const std::string& latency_file) {
     const std::lock_guard lock(mutex_);
     std::printf("{\"count\":%lld,\"sum\":%llu,\"sumsq\":%llu,\"start_ms\":%lld,\"first_ms\":%lld,\"last_ms\":%lld,"
                 "\"violations\":%lld}\n",
@@ -203,9 +210,18 @@ class SlowTally {
                 static_cast<long long>(first_us_ / 1000), static_cast<long long>(last_us_ / 1000),
                 static_cast<long long>(violations_));
     std::fflush(stdout);
+    if (latency_file.empty() || latencies_.empty()) return;
+    if (std::FILE* out = std::fopen(latency_file.c_str(), "w")) {
+      for (std::size_t id = 0; id < latencies_.size(); ++id) {
+        if (latencies_[id] != kNoLatency) std::fprintf(out, "%zu %lld\n", id, static_cast<long long>(latencies_[id]));
+      }
+      std::fclose(out);
+    }
   }
 
  private:
+  static constexpr std::int64_t kNoLatency = INT64_MIN;
+  std::vector<std::int64_t> latencies_;
   std::int64_t expected_;
   std::int64_t start_ms_;
   std::mutex mutex_;

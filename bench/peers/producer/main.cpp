@@ -1,8 +1,10 @@
 // peer_producer: the harness's own producer for bench/peers (not a contender).
 //
 //   peer_producer fill   TOPIC N                   N orders, ids 0..N-1, key = id, 100 bytes each, as fast as it can
-//   peer_producer paced  TOPIC N RATE [LINGER_MS]  N orders at RATE messages/s, each with header x-sent-us (the
-//                                                  producer's clock, epoch µs, taken just before rd_kafka_producev)
+//   peer_producer paced  TOPIC N RATE [LINGER_MS [KEYS]]
+//                                                  N orders at RATE messages/s, each with header x-sent-us (the
+//                                                  producer's clock, epoch µs, taken just before rd_kafka_producev);
+//                                                  KEYS > 0: keyed and numbered as in keyed (slow-retry workload)
 //   peer_producer keyed  TOPIC N KEYS              N orders as fast as it can, key = "key-" + (id % KEYS), header
 //                                                  x-seq = id / KEYS: the records of one key carry 0, 1, 2, ...
 // Env PEER_BOOTSTRAP (default 127.0.0.1:49092). acks=all; fill and keyed batch (linger.ms=10).
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
   if ((paced || keyed) && argc < 5) usage();
   const double rate = paced ? std::stod(argv[4]) : 0.0;
   const std::string linger_ms = paced ? (argc > 5 ? std::string(argv[5]) : std::string("5")) : std::string("10");
-  const std::int64_t keys = keyed ? std::stoll(argv[4]) : 0;
+  const std::int64_t keys = keyed ? std::stoll(argv[4]) : (paced && argc > 6 ? std::stoll(argv[6]) : 0);
   if (keyed && keys <= 0) usage();
 
   Acks acks;
@@ -86,14 +88,23 @@ int main(int argc, char** argv) {
   const std::int64_t first_ms = peers::now_ms();
   for (std::int64_t id = 0; id < n; ++id) {
     const std::string value = peers::order_json(id);
-    const std::string key = keyed ? "key-" + std::to_string(id % keys) : std::to_string(id);
+    const std::string key = keys > 0 ? "key-" + std::to_string(id % keys) : std::to_string(id);
     if (paced) {
       const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(id) * 1e9 / rate));
       if (Clock::now() < due) std::this_thread::sleep_until(due);
     }
     for (;;) {
       rd_kafka_resp_err_t err;
-      if (paced) {
+      if (paced && keys > 0) {
+        const std::string seq = std::to_string(id / keys);
+        const std::string sent = std::to_string(peers::now_us());
+        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(key.data(), key.size()),
+                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                RD_KAFKA_V_HEADER(peers::kSeqHeader, seq.data(), static_cast<ssize_t>(seq.size())),
+                                RD_KAFKA_V_HEADER(peers::kSentHeader, sent.data(), static_cast<ssize_t>(sent.size())),
+                                RD_KAFKA_V_END);
+      } else if (paced) {
         const std::string sent = std::to_string(peers::now_us());
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_KEY(key.data(), key.size()),
