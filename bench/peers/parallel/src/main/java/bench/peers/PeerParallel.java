@@ -2,7 +2,9 @@
 // README shows: a KafkaConsumer (auto-commit off, as Parallel Consumer requires), a ParallelStreamProcessor
 // with ProcessingOrder.KEY, maxConcurrency 64 and commit mode PERIODIC_CONSUMER_ASYNCHRONOUS (its default,
 // named here), and poll(handler). The handler decodes the order with Jackson and waits PEER_SLEEP_MS
-// (default 2) as for I/O. The protocol (PEER_* variables, the JSON report line with "violations") is the
+// (default 2) as for I/O. PEER_FAIL_ID (slow-retry): that record fails its first PEER_FAIL_TIMES (5) calls;
+// Parallel Consumer retries it, retry N after 200 ms × N (retryDelayProvider: cppfly's linear schedule).
+// The protocol (PEER_* variables, the JSON report line with "violations") is the
 // one in bench/peers/common/peer_common.hpp.
 package bench.peers;
 
@@ -35,6 +37,9 @@ public final class PeerParallel {
   static final long TIMEOUT_S = Long.parseLong(env("PEER_TIMEOUT_S", "900"));
   static final long SLEEP_MS = Long.parseLong(env("PEER_SLEEP_MS", "2"));
   static final int CONCURRENCY = Integer.parseInt(env("PEER_CONCURRENCY", "64"));
+  static final long FAIL_ID = Long.parseLong(env("PEER_FAIL_ID", "-1"));
+  static final int FAIL_TIMES = Integer.parseInt(env("PEER_FAIL_TIMES", "5"));
+  static final String LATENCY_FILE = env("PEER_LATENCY_FILE", "");
 
   /** The order every contender decodes (peers::Order in C++). */
   public record Order(long id, String customer, String item, int quantity, double amount, String note) {}
@@ -53,6 +58,11 @@ public final class PeerParallel {
   static final class Tally {
     private final CountDownLatch done = new CountDownLatch(1);
     private final Map<String, Long> lastSeq = new HashMap<>();
+    private final long[] latencies = LATENCY_FILE.isEmpty() ? null : new long[(int) COUNT];
+
+    Tally() {
+      if (latencies != null) java.util.Arrays.fill(latencies, Long.MIN_VALUE);
+    }
     private long count;
     private long violations;
     private long sum;
@@ -60,8 +70,10 @@ public final class PeerParallel {
     private long firstMs;
     private long lastMs;
 
-    synchronized void record(long id, String key, Long seq) {
-      long nowMs = nowMicros() / 1000;
+    synchronized void record(long id, String key, Long seq, Long sentUs) {
+      long nowUs = nowMicros();
+      long nowMs = nowUs / 1000;
+      if (latencies != null && sentUs != null && id >= 0 && id < COUNT) latencies[(int) id] = nowUs - sentUs;
       Long last = lastSeq.get(key);
       if (seq == null || (last != null && seq <= last)) ++violations;
       if (seq != null && (last == null || seq > last)) lastSeq.put(key, seq);
@@ -81,6 +93,15 @@ public final class PeerParallel {
               + "\"violations\":%d}%n", count, Long.toUnsignedString(sum), Long.toUnsignedString(sumsq),
           ManagementFactory.getRuntimeMXBean().getStartTime(), firstMs, lastMs, violations);
       System.out.flush();
+      if (latencies != null) {
+        try (java.io.BufferedWriter out = java.nio.file.Files.newBufferedWriter(java.nio.file.Path.of(LATENCY_FILE))) {
+          for (int id = 0; id < latencies.length; ++id) {
+            if (latencies[id] != Long.MIN_VALUE) out.write(id + " " + latencies[id] + "\n");
+          }
+        } catch (java.io.IOException e) {
+          System.err.println("peer-parallel: " + e);
+        }
+      }
     }
   }
 
@@ -88,6 +109,7 @@ public final class PeerParallel {
     System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
     ObjectMapper json = new ObjectMapper();
     Tally tally = new Tally();
+    java.util.concurrent.atomic.AtomicInteger failed = new java.util.concurrent.atomic.AtomicInteger();
 
     Properties props = new Properties();
     props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, env("PEER_BOOTSTRAP", "127.0.0.1:49092"));
@@ -103,6 +125,7 @@ public final class PeerParallel {
         .ordering(ProcessingOrder.KEY)
         .maxConcurrency(CONCURRENCY)
         .commitMode(CommitMode.PERIODIC_CONSUMER_ASYNCHRONOUS)
+        .retryDelayProvider(record -> Duration.ofMillis(200L * Math.max(1, record.getNumberOfFailedAttempts())))
         .consumer(consumer)
         .build();
     ParallelStreamProcessor<String, String> processor = ParallelStreamProcessor.createEosStreamProcessor(options);
@@ -121,9 +144,14 @@ public final class PeerParallel {
         Thread.currentThread().interrupt();
         throw new IllegalStateException(e);
       }
+      if (order.id() == FAIL_ID && failed.getAndIncrement() < FAIL_TIMES) {
+        throw new IllegalStateException("transient failure (bench)");  // Parallel Consumer retries it
+      }
       Header seq = record.headers().lastHeader("x-seq");
+      Header sent = record.headers().lastHeader("x-sent-us");
       tally.record(order.id(), record.key(),
-          seq == null ? null : Long.parseLong(new String(seq.value(), StandardCharsets.US_ASCII)));
+          seq == null ? null : Long.parseLong(new String(seq.value(), StandardCharsets.US_ASCII)),
+          sent == null ? null : Long.parseLong(new String(sent.value(), StandardCharsets.US_ASCII)));
     });
 
     boolean ok = tally.await();

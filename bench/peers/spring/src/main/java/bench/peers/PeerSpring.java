@@ -5,6 +5,8 @@
 // one in bench/peers/common/peer_common.hpp. PEER_MODE=slow (the slow workload) starts a second
 // @KafkaListener instead, with concurrency PEER_CONCURRENCY (6: one consumer thread a partition) whose
 // method waits PEER_SLEEP_MS (default 2) as for I/O and checks the order of each key (header x-seq).
+// PEER_FAIL_ID (slow-retry): that record fails its first PEER_FAIL_TIMES (5) calls; the container's
+// DefaultErrorHandler retries it 5 times, retry N after 200 ms × N (cppfly's linear schedule).
 package bench.peers;
 
 import java.io.BufferedWriter;
@@ -36,6 +38,22 @@ public class PeerSpring {
   static final String LATENCY_FILE = env("PEER_LATENCY_FILE", "");
   static final long TIMEOUT_S = Long.parseLong(env("PEER_TIMEOUT_S", "900"));
   static final long SLEEP_MS = Long.parseLong(env("PEER_SLEEP_MS", "2"));
+  static final long FAIL_ID = Long.parseLong(env("PEER_FAIL_ID", "-1"));
+  static final int FAIL_TIMES = Integer.parseInt(env("PEER_FAIL_TIMES", "5"));
+
+  /** slow-retry: 5 retries, retry N after 200 ms × N; Boot gives this handler to the listener container. */
+  @org.springframework.context.annotation.Bean
+  org.springframework.kafka.listener.DefaultErrorHandler errorHandler() {
+    org.springframework.util.backoff.BackOff linear = () -> new org.springframework.util.backoff.BackOffExecution() {
+      private int retry;
+
+      @Override
+      public long nextBackOff() {
+        return ++retry <= 5 ? 200L * retry : STOP;
+      }
+    };
+    return new org.springframework.kafka.listener.DefaultErrorHandler(linear);
+  }
 
   static String env(String name, String fallback) {
     String value = System.getenv(name);
@@ -85,12 +103,12 @@ public class PeerSpring {
     }
 
     /** slow: called by the listener's 6 consumer threads at once. */
-    synchronized void recordSlow(long id, String key, byte[] seqHeader) {
+    synchronized void recordSlow(long id, String key, byte[] seqHeader, byte[] sentUs) {
       Long seq = seqHeader == null ? null : Long.parseLong(new String(seqHeader, StandardCharsets.US_ASCII));
       Long last = lastSeq.get(key);
       if (seq == null || (last != null && seq <= last)) ++violations;
       if (seq != null && (last == null || seq > last)) lastSeq.put(key, seq);
-      record(id, null);
+      record(id, sentUs);
     }
 
     int awaitAndReport() throws InterruptedException, IOException {
@@ -133,6 +151,7 @@ public class PeerSpring {
   @Component
   static class SlowListener {
     private final Tally tally;
+    private final java.util.concurrent.atomic.AtomicInteger failed = new java.util.concurrent.atomic.AtomicInteger();
 
     SlowListener(Tally tally) {
       this.tally = tally;
@@ -141,9 +160,13 @@ public class PeerSpring {
     @KafkaListener(topics = "${PEER_TOPIC:peers-orders}", groupId = "bench",
                    concurrency = "${PEER_CONCURRENCY:6}", autoStartup = "#{'${PEER_MODE:consume}' == 'slow'}")
     public void onOrder(Order order, @Header(KafkaHeaders.RECEIVED_KEY) String key,
-                        @Header(name = "x-seq", required = false) byte[] seq) throws InterruptedException {
+                        @Header(name = "x-seq", required = false) byte[] seq,
+                        @Header(name = "x-sent-us", required = false) byte[] sentUs) throws InterruptedException {
       Thread.sleep(SLEEP_MS);  // as for I/O
-      tally.recordSlow(order.id(), key, seq);
+      if (order.id() == FAIL_ID && failed.getAndIncrement() < FAIL_TIMES) {
+        throw new IllegalStateException("transient failure (bench)");
+      }
+      tally.recordSlow(order.id(), key, seq, sentUs);
     }
   }
 
