@@ -20,6 +20,12 @@ Workloads, each repeated (rounds; the contenders' order rotates from round to ro
            cppfly-partition (ordering partition, concurrency 64: at most one record a partition),
            spring (@KafkaListener, concurrency 6), parallel (Confluent Parallel Consumer, KEY order,
            maxConcurrency 64).
+  slow-retry
+           the same contenders and handler, fed by a paced producer: RETRY_RATE keyed records/s (header
+           x-sent-us) for WARMUP + RETRY_SECONDS; the first record of key-0 after the warm-up fails its
+           first 5 handler calls and is retried 5 times, retry N after 200 ms × N (cppfly's linear
+           backoff; Spring's DefaultErrorHandler and Parallel Consumer's retryDelayProvider given the
+           same schedule); p50 / p99 / max latency of the other keys' records after the warm-up.
 The paced producer's linger.ms: at 0 (this harness's earlier setting) every record of the stream is an
 acks=all produce request of its own, and a broker on 2 shared cores falls behind on those: every
 contender's p99 then measures the broker's backlog. 5 ms is librdkafka's default (and cppfly's); the
@@ -64,7 +70,7 @@ GROUP = "bench"
 CONTENDERS = ["cppfly", "raw", "spring", "faststream"]  # drain, publish, latency, latency-linger1
 SLOW_CONTENDERS = ["cppfly-key", "cppfly-partition", "spring", "parallel"]  # slow
 ALL_CONTENDERS = CONTENDERS + [c for c in SLOW_CONTENDERS if c not in CONTENDERS]
-WORKLOADS = ["drain", "publish", "latency", "latency-linger1", "slow"]
+WORKLOADS = ["drain", "publish", "latency", "latency-linger1", "slow", "slow-retry"]
 # The paced producer's linger.ms in each latency workload (see the module's docstring).
 LATENCY_LINGER_MS = {"latency": 5, "latency-linger1": 1}
 SLOW_KEYS = 1000
@@ -419,6 +425,8 @@ class Settings:
     slow_n: int = 50_000
     slow_sleep_ms: int = 2
     slow_contenders: list[str] = field(default_factory=list)
+    retry_rate: int = 500
+    retry_seconds: int = 20
 
 
 @dataclass
@@ -640,6 +648,67 @@ class Bench:
                                bound_msgs_per_s=slow_bound(name, s.slow_sleep_ms))
             self.record("slow", name, round_, outcome, void, busy, **figures)
 
+    def slow_retry(self, round_: int, order: list[str]) -> None:
+        """The slow handler on a paced keyed stream while one key's record is retried: how long the
+        other keys' records wait."""
+        s = self.settings
+        warm_n = s.retry_rate * s.warmup
+        n = s.retry_rate * (s.warmup + s.retry_seconds)
+        fail_id = -(-warm_n // SLOW_KEYS) * SLOW_KEYS  # key-0's first record after the warm-up
+        for name in order:
+            topic = f"peers-slow-retry-{self.run_id}-r{round_}-{name}"
+            self.admin.create_topic(topic)
+            self.admin.wait_group_idle()
+            latency_file = self.logs / f"slow-retry-r{round_}-{name}.txt"
+            latency_file.unlink(missing_ok=True)
+            busy = settle()
+            timeout = 180 + s.warmup + s.retry_seconds + n * s.slow_sleep_ms * 2.5 / 1000
+            extra = {"PEER_SLEEP_MS": str(s.slow_sleep_ms), "PEER_CONCURRENCY": str(SLOW_CONCURRENCY[name]),
+                     "PEER_FAIL_ID": str(fail_id), "PEER_FAIL_TIMES": "5"}
+            if name.startswith("cppfly-"):
+                extra["PEER_ORDERING"] = name.removeprefix("cppfly-")
+            running = Running(name, contender_argv(name),
+                              contender_env(self.bootstrap, "slow", topic, n, timeout, str(latency_file), extra),
+                              self.logs, f"slow-retry-r{round_}-{name}")
+            producer = None
+            if self.admin.wait_group_stable(120):
+                time.sleep(1.0)
+                try:
+                    producer = self.producer(["paced", topic, str(n), str(s.retry_rate),
+                                              str(LATENCY_LINGER_MS["latency"]), str(SLOW_KEYS)])
+                except Exception as error:  # noqa: BLE001 - reported as a void figure
+                    log(f"paced producer failed: {error}")
+                    running.kill()
+            else:
+                log(f"{name}: group {GROUP} not stable within 120 s")
+                running.kill()
+            outcome = running.finish(timeout + 30)
+            void = check_consumed(outcome.report, n) or ("timed out" if outcome.timed_out else "")
+            violations = (outcome.report or {}).get("violations")
+            if not void and violations != 0:
+                void = f"{violations} per-key order violations"
+            if producer is None and not void:
+                void = "the paced producer did not run"
+            figures: dict = {"n": n, "fail_id": fail_id, "violations": violations}
+            if not void and latency_file.exists():
+                others, failed_ms = [], None
+                for line in latency_file.read_text().splitlines():
+                    ident, micros = (int(x) for x in line.split())
+                    if ident == fail_id:
+                        failed_ms = micros / 1000.0
+                    elif ident >= warm_n and ident % SLOW_KEYS != 0:
+                        others.append(micros / 1000.0)
+                others.sort()
+                expected = sum(1 for i in range(warm_n, n) if i % SLOW_KEYS != 0)
+                if len(others) != expected:
+                    void = f"{len(others)} latencies of the other keys recorded, expected {expected}"
+                else:
+                    figures.update(p50_ms=round(percentile(others, 50), 3), p99_ms=round(percentile(others, 99), 3),
+                                   max_ms=round(others[-1], 3),
+                                   failed_ms=None if failed_ms is None else round(failed_ms, 3),
+                                   behind_s=round((outcome.report["last_ms"] - producer["last_ms"]) / 1000, 3))
+            self.record("slow-retry", name, round_, outcome, void, busy, **figures)
+
     def run_all(self) -> None:
         s = self.settings
         # cppfly's listener sits on this topic while the process publishes (a listener always subscribes).
@@ -665,7 +734,7 @@ class Bench:
         for round_ in range(1, s.repeats + 1):
             log(f"round {round_}/{s.repeats}; load {load1():.2f}")
             for workload in s.workloads:
-                names = s.slow_contenders if workload == "slow" else s.contenders
+                names = s.slow_contenders if workload.startswith("slow") else s.contenders
                 shift = (round_ - 1) % len(names)
                 order = names[shift:] + names[:shift]
                 log(f"round {round_}/{s.repeats}, {workload}: order {', '.join(order)}")
@@ -814,8 +883,27 @@ def write_results(bench: Bench, out_dir: Path, png: Path, info: dict, command: s
                 f"| {' / '.join('?' if v is None else str(v) for v in seen)} | {valid_count(runs, 'slow', name)} |")
         add("")
         add("The bound column is what the waits alone allow: a contender runs at most `concurrency` handler calls "
-            "at once, and in partition order (cppfly ordering partition, Spring) at most one a partition, 6. "
-            "The p99 latency of the other keys while one key retries is not measured yet.")
+            "at once, and in partition order (cppfly ordering partition, Spring) at most one a partition, 6.")
+        add("")
+    if "slow-retry" in s.workloads:
+        slow_names = s.slow_contenders
+        add(f"**Slow handler while one key retries** (`slow-retry`) — {s.retry_rate:,} keyed records/s for "
+            f"{s.retry_seconds} s after a {s.warmup} s warm-up, {s.slow_sleep_ms} ms each; key-0's first record "
+            "after the warm-up fails 5 times, retried after 200, 400, 600, 800, 1,000 ms; latency (producer clock → "
+            "handler) of the other keys' records after the warm-up; median over the runs.")
+        add("")
+        add("| contender | p50 ms | p99 ms | max ms | p99 vs cppfly key | retried record, ms "
+            "| last record after the producer's, s | order violations | valid runs |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        b = median_of(runs, "slow-retry", "cppfly-key", "p99_ms")
+        for name in slow_names:
+            p99 = median_of(runs, "slow-retry", name, "p99_ms")
+            seen = [r.get("violations") for r in runs if r["workload"] == "slow-retry" and r["contender"] == name]
+            add(f"| {LABELS[name]} | {fmt(median_of(runs, 'slow-retry', name, 'p50_ms'), 2)} | {fmt(p99, 2)} "
+                f"| {fmt(median_of(runs, 'slow-retry', name, 'max_ms'), 2)} | {ratio(p99, b)} "
+                f"| {fmt(median_of(runs, 'slow-retry', name, 'failed_ms'))} "
+                f"| {fmt(median_of(runs, 'slow-retry', name, 'behind_s'), 2)} "
+                f"| {' / '.join('?' if v is None else str(v) for v in seen)} | {valid_count(runs, 'slow-retry', name)} |")
         add("")
 
     # Goals.
@@ -916,7 +1004,19 @@ def plot(bench: Bench, png: Path) -> None:
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for ax, workload in zip(axes, panels):
-        if workload == "slow":
+        if workload == "slow-retry":
+            slow_names = s.slow_contenders
+            width = 0.38
+            for i, (key, label) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"))):
+                values = [median_of(runs, workload, n, key) or 0 for n in slow_names]
+                xs = [j + (i - 0.5) * width for j in range(len(slow_names))]
+                ax.bar(xs, values, width, label=label, color=[colors[n] for n in slow_names], alpha=0.5 + 0.4 * i)
+            ax.set_xticks(range(len(slow_names)))
+            ax.set_xticklabels([tick(n) for n in slow_names])
+            ax.set_yscale("log")
+            ax.set_ylabel("latency of the other keys, ms (lower is better)")
+            ax.set_title(f"Slow handler at {s.retry_rate:,} records/s while key-0 retries\n(bars: p50, p99)")
+        elif workload == "slow":
             slow_names = s.slow_contenders
             values = [median_of(runs, "slow", n, "msgs_per_s") or 0 for n in slow_names]
             bars = ax.bar([tick(n) for n in slow_names], values, color=[colors[n] for n in slow_names])
@@ -980,8 +1080,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/peers/run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 50,000 messages, 10 s of latency, 5,000 slow records, one round, results "
-                             "under build/ only")
+                        help="smoke run: 50,000 messages, 10 s of latency, 5,000 slow records, 10 s of slow-retry, "
+                             "one round, results under build/ only")
     parser.add_argument("--repeats", type=int, help="rounds (default 3; --quick 1)")
     parser.add_argument("--drain-n", type=int, help="drain messages (default 1,000,000)")
     parser.add_argument("--faststream-drain-n", type=int,
@@ -991,15 +1091,20 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, help="latency: measured seconds (default 30)")
     parser.add_argument("--warmup", type=int, help="latency: warm-up seconds, not counted (default 5)")
     parser.add_argument("--slow-n", type=int, help="slow: records (default 50,000; --quick 5,000)")
-    parser.add_argument("--slow-sleep-ms", type=int, default=2, help="slow: wait in each handler call (default 2)")
+    parser.add_argument("--slow-sleep-ms", type=int, default=2,
+                        help="slow, slow-retry: wait in each handler call (default 2)")
+    parser.add_argument("--retry-rate", type=int, default=500, help="slow-retry: records/s (default 500)")
+    parser.add_argument("--retry-seconds", type=int,
+                        help="slow-retry: measured seconds after the --warmup (default 20; --quick 10)")
     parser.add_argument("--contenders", default=",".join(ALL_CONTENDERS),
                         help="comma-separated subset of " + ", ".join(ALL_CONTENDERS) + " (default all); drain, "
                              "publish and the latency workloads run those of " + ", ".join(CONTENDERS) +
-                             " (cppfly always), slow those of " + ", ".join(SLOW_CONTENDERS) +
+                             " (cppfly always), slow and slow-retry those of " + ", ".join(SLOW_CONTENDERS) +
                              " (cppfly-key always)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help="comma-separated subset of " + ", ".join(WORKLOADS) + " (default all; latency: the "
-                             "paced producer at linger.ms=5, latency-linger1: at linger.ms=1)")
+                             "paced producer at linger.ms=5, latency-linger1: at linger.ms=1; slow-retry: the slow "
+                             "contenders on a paced stream while one key's record is retried)")
     parser.add_argument("--port", type=int, help="broker port (default: first free of 49092, 49192, ...)")
     parser.add_argument("--wait-quiet", type=float, help="minutes to wait for 1-minute load < 1.0 (default 20; "
                                                          "--quick 0)")
@@ -1015,7 +1120,8 @@ def main() -> int:
         repeats=args.repeats or (1 if quick else 3),
         contenders=[],
         workloads=[w for w in args.workloads.split(",") if w],
-        slow_n=args.slow_n or (5_000 if quick else 50_000), slow_sleep_ms=args.slow_sleep_ms)
+        slow_n=args.slow_n or (5_000 if quick else 50_000), slow_sleep_ms=args.slow_sleep_ms,
+        retry_rate=args.retry_rate, retry_seconds=args.retry_seconds or (10 if quick else 20))
     chosen = [c for c in args.contenders.split(",") if c]
     for c in chosen:
         if c not in ALL_CONTENDERS:
