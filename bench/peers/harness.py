@@ -8,10 +8,32 @@ Workloads, each repeated (rounds; the contenders' order rotates from round to ro
            time from process start to the last message, CPU seconds and peak RSS of the process
   publish  each contender's own publish API sends N orders to a fresh topic and waits for every
            acknowledgement; messages/s from the first send to the last acknowledgement
-  latency  a paced producer sends RATE msg/s to a fresh topic for WARMUP + SECONDS; each message
-           carries the producer's clock in header x-sent-us; latency = handler clock - that, for the
-           messages after the warm-up; p50 / p99 / p99.9 / max
-A figure is void when the contender did not see every message: count, Σ id and Σ id² must match.
+  latency  a paced producer (linger.ms=5) sends RATE msg/s to a fresh topic for WARMUP + SECONDS; each
+           message carries the producer's clock in header x-sent-us; latency = handler clock - that, for
+           the messages after the warm-up; p50 / p99 / p99.9 / max
+  latency-linger1
+           the same stream with the producer at linger.ms=1 (the low-latency setting)
+  slow     a fresh 6-partition topic filled with N orders keyed key-0..key-(KEYS-1), header x-seq
+           counting 0, 1, 2, ... within each key; each contender drains it in group "bench" while each
+           handler call waits SLEEP_MS as for I/O, and checks the order of every key; records/s from
+           process start to the last record. Contenders: cppfly-key (ordering key, concurrency 64),
+           cppfly-partition (ordering partition, concurrency 64: at most one record a partition),
+           spring (@KafkaListener, concurrency 6), parallel (Confluent Parallel Consumer, KEY order,
+           maxConcurrency 64).
+  slow-retry
+           the same contenders and handler, fed by a paced producer: RETRY_RATE keyed records/s (header
+           x-sent-us) for WARMUP + RETRY_SECONDS; the first record of key-0 after the warm-up fails its
+           first 5 handler calls and is retried 5 times, retry N after 200 ms × N (cppfly's linear
+           backoff; Spring's DefaultErrorHandler and Parallel Consumer's retryDelayProvider given the
+           same schedule); p50 / p99 / max latency of the other keys' records after the warm-up.
+The paced producer's linger.ms: at 0 (this harness's earlier setting) every record of the stream is an
+acks=all produce request of its own, and a broker on 2 shared cores falls behind on those: every
+contender's p99 then measures the broker's backlog. 5 ms is librdkafka's default (and cppfly's); the
+linger1 row shows what a latency-minded producer gets. linger.ms is a producer setting and the latency
+contenders only consume, so their own settings stay as they are in both rows (their fetch wait,
+fetch.wait.max.ms / fetch.max.wait.ms, is 500 ms in every client and returns as soon as data is there).
+A figure is void when the contender did not see every message: count, Σ id and Σ id² must match; in the
+slow workload also no record of a key may come after a later one of that key (violations = 0).
 """
 
 from __future__ import annotations
@@ -40,16 +62,36 @@ PEERS = ROOT / "bench" / "peers"
 BUILD = ROOT / "build"
 BIN = BUILD / "peers" / "bench" / "peers"
 SPRING_JAR = BUILD / "peers-spring" / "peer-spring.jar"
+PARALLEL_JAR = BUILD / "peers-parallel" / "peer-parallel.jar"
 VENV_PYTHON = BUILD / "peers-venv" / "bin" / "python"
 KAFKA_RUN = BUILD / "kafka-peers"
 PARTITIONS = 6
 GROUP = "bench"
-CONTENDERS = ["cppfly", "raw", "spring", "faststream"]
+CONTENDERS = ["cppfly", "raw", "spring", "faststream"]  # drain, publish, latency, latency-linger1
+SLOW_CONTENDERS = ["cppfly-key", "cppfly-partition", "spring", "parallel"]  # slow
+ALL_CONTENDERS = CONTENDERS + [c for c in SLOW_CONTENDERS if c not in CONTENDERS]
+WORKLOADS = ["drain", "publish", "latency", "latency-linger1", "slow", "slow-retry"]
+# The paced producer's linger.ms in each latency workload (see the module's docstring).
+LATENCY_LINGER_MS = {"latency": 5, "latency-linger1": 1}
+SLOW_KEYS = 1000
+# Concurrency of each slow contender (PEER_CONCURRENCY): cppfly and Parallel Consumer 64 records at
+# once; Spring one consumer thread a partition.
+SLOW_CONCURRENCY = {"cppfly-key": 64, "cppfly-partition": 64, "spring": 6, "parallel": 64}
+
+
+def slow_bound(name: str, sleep_ms: int) -> int:
+    """Records/s the waits alone allow: handler calls at once (partition order: one a partition) / wait."""
+    at_once = min(SLOW_CONCURRENCY[name], PARTITIONS) if name in ("cppfly-partition", "spring") else min(
+        SLOW_CONCURRENCY[name], SLOW_KEYS)
+    return at_once * 1000 // sleep_ms
 LABELS = {
     "cppfly": "cppfly",
     "raw": "raw librdkafka",
     "spring": "Spring for Apache Kafka",
     "faststream": "FastStream",
+    "cppfly-key": "cppfly, ordering key",
+    "cppfly-partition": "cppfly, ordering partition",
+    "parallel": "Confluent Parallel Consumer",
 }
 
 
@@ -308,7 +350,7 @@ def trim_log(path: str, keep: int = 400) -> None:
 
 
 def contender_argv(name: str) -> list[str]:
-    if name == "cppfly":
+    if name in ("cppfly", "cppfly-key", "cppfly-partition"):
         # PEERS_CPPFLY_CONFIG: try another pyfly.yaml (e.g. extra librdkafka properties) without editing ours.
         config = os.environ.get("PEERS_CPPFLY_CONFIG") or str(PEERS / "cppfly" / "pyfly.yaml")
         return [str(BIN / "peer_cppfly"), "--config", config]
@@ -318,11 +360,13 @@ def contender_argv(name: str) -> list[str]:
         return ["java", "-jar", str(SPRING_JAR)]
     if name == "faststream":
         return [str(VENV_PYTHON), str(PEERS / "faststream" / "app.py")]
+    if name == "parallel":
+        return ["java", "-jar", str(PARALLEL_JAR)]
     raise ValueError(name)
 
 
 def contender_env(bootstrap: str, mode: str, topic: str, count: int, timeout: float,
-                  latency_file: str = "") -> dict[str, str]:
+                  latency_file: str = "", extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     for key in list(env):
         if key.startswith(("PEER_", "PYFLY_", "SPRING_", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS")):
@@ -332,6 +376,7 @@ def contender_env(bootstrap: str, mode: str, topic: str, count: int, timeout: fl
         "PEER_IDLE_TOPIC": "peers-idle", "PEER_TIMEOUT_S": str(int(timeout)),
         "PYFLY_MESSAGING_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PEER_LATENCY_FILE": latency_file,
     })
+    env.update(extra or {})
     return env
 
 
@@ -375,8 +420,13 @@ class Settings:
     seconds: int
     warmup: int
     repeats: int
-    contenders: list[str]
+    contenders: list[str]  # drain, publish, latency, latency-linger1
     workloads: list[str]
+    slow_n: int = 50_000
+    slow_sleep_ms: int = 2
+    slow_contenders: list[str] = field(default_factory=list)
+    retry_rate: int = 500
+    retry_seconds: int = 20
 
 
 @dataclass
@@ -396,10 +446,11 @@ class Bench:
             raise RuntimeError(f"peer_producer {' '.join(args)} failed: {result.stderr.strip()}")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
-    def fill(self, topic: str, n: int) -> None:
+    def fill(self, topic: str, n: int, keys: int = 0) -> None:
+        """N orders; keys > 0: keyed "key-0".."key-(keys-1)" with header x-seq (the slow workload)."""
         self.admin.create_topic(topic)
         t0 = time.monotonic()
-        report = self.producer(["fill", topic, str(n)])
+        report = self.producer(["keyed", topic, str(n), str(keys)] if keys else ["fill", topic, str(n)])
         if report["count"] != n or self.admin.message_count(topic) != n:
             raise RuntimeError(f"filling {topic}: {report} / {self.admin.message_count(topic)} messages")
         log(f"filled {topic} with {n:,} orders in {time.monotonic() - t0:.1f} s")
@@ -413,7 +464,7 @@ class Bench:
                "log": os.path.relpath(outcome.log_prefix, ROOT), **figures}
         self.runs.append(run)
         shown = {k: v for k, v in figures.items() if not isinstance(v, list)}
-        log(f"{workload:8s} {contender:10s} round {round_}: " +
+        log(f"{workload:8s} {contender:16s} round {round_}: " +
             (f"VOID ({void})" if void else ", ".join(f"{k}={v}" for k, v in shown.items())) +
             f", cpu {outcome.cpu_s:.2f} s, rss {outcome.rss_mb:.0f} MB, cores busy before {busy:.0%}, "
             f"load {load1():.2f}")
@@ -478,7 +529,7 @@ class Bench:
             self.record("publish", name, round_, outcome, void, busy, **figures)
 
     # -- broker warm-up (not measured) ---------------------------------------------------------------
-    def warm_broker(self, label: str, seconds: int) -> None:
+    def warm_broker(self, label: str, seconds: int, linger_ms: int) -> None:
         """The first paced stream after the broker started (or after the publish workload wrote gigabytes)
         sees seconds of latency whoever consumes it: the broker's JVM warms up to many small requests.
         A stream consumed by peer_raw that nobody measures takes that hit instead."""
@@ -492,7 +543,7 @@ class Bench:
                           self.logs, f"warmup-{label}")
         if self.admin.wait_group_stable(60):
             try:
-                self.producer(["paced", topic, str(n), str(s.rate)])
+                self.producer(["paced", topic, str(n), str(s.rate), str(linger_ms)])
             except Exception as error:  # noqa: BLE001
                 log(f"warm-up producer failed: {error}")
         outcome = running.finish(150)
@@ -500,30 +551,34 @@ class Bench:
             ("done" if not check_consumed(outcome.report, n) else "incomplete (ignored)"))
 
     # -- latency -------------------------------------------------------------------------------------
-    def latency(self, round_: int, order: list[str]) -> None:
+    def latency(self, round_: int, order: list[str], workload: str = "latency") -> None:
+        """workload latency (producer linger.ms=5) or latency-linger1 (linger.ms=1)."""
         s = self.settings
+        linger_ms = LATENCY_LINGER_MS[workload]
         warm_n = s.rate * s.warmup
         n = s.rate * (s.warmup + s.seconds)
         # The first paced stream after the broker started shows a multi-second transient, whoever is
-        # measured first (seen with raw as well as cppfly): a long warm-up before round 1, short ones after.
-        self.warm_broker(f"r{round_}", (30 if s.seconds >= 20 else 15) if round_ == 1 else 10)
+        # measured first (seen with raw as well as cppfly): a long warm-up before the first latency
+        # workload of round 1, short ones after.
+        first = round_ == 1 and workload == next(w for w in s.workloads if w in LATENCY_LINGER_MS)
+        self.warm_broker(f"r{round_}-{workload}", (30 if s.seconds >= 20 else 15) if first else 10, linger_ms)
         for name in order:
-            topic = f"peers-latency-{self.run_id}-r{round_}-{name}"
+            topic = f"peers-{workload}-{self.run_id}-r{round_}-{name}"
             self.admin.create_topic(topic)
             self.admin.wait_group_idle()
-            latency_file = self.logs / f"latency-r{round_}-{name}.txt"
+            latency_file = self.logs / f"{workload}-r{round_}-{name}.txt"
             latency_file.unlink(missing_ok=True)
             busy = settle()
             # A contender slower than the offered rate drains its backlog after the producer stops.
             timeout = 180 + s.warmup + s.seconds + n / 1000
             running = Running(name, contender_argv(name),
                               contender_env(self.bootstrap, "consume", topic, n, timeout, str(latency_file)),
-                              self.logs, f"latency-r{round_}-{name}")
+                              self.logs, f"{workload}-r{round_}-{name}")
             producer = None
             if self.admin.wait_group_stable(120):
                 time.sleep(1.0)  # partitions assigned; let the first fetch start
                 try:
-                    producer = self.producer(["paced", topic, str(n), str(s.rate)])
+                    producer = self.producer(["paced", topic, str(n), str(s.rate), str(linger_ms)])
                 except Exception as error:  # noqa: BLE001 - reported as a void figure
                     log(f"paced producer failed: {error}")
                     running.kill()
@@ -552,7 +607,107 @@ class Bench:
                                    # > 0 s: the contender was still working off a backlog after the producer
                                    # ended, i.e. it cannot sustain the offered rate (saturated).
                                    behind_s=round((outcome.report["last_ms"] - producer["last_ms"]) / 1000, 3))
-            self.record("latency", name, round_, outcome, void, busy, **figures)
+            self.record(workload, name, round_, outcome, void, busy, linger_ms=linger_ms, **figures)
+
+    def latency_linger1(self, round_: int, order: list[str]) -> None:
+        self.latency(round_, order, "latency-linger1")
+
+    # -- slow handler --------------------------------------------------------------------------------
+    def slow(self, round_: int, order: list[str]) -> None:
+        """Keyed records, a handler that waits SLEEP_MS each call: how much of the waiting a contender
+        overlaps while it keeps every key in order."""
+        s = self.settings
+        n = s.slow_n
+        topic = f"peers-slow-{self.run_id}-r{round_}"
+        self.fill(topic, n, SLOW_KEYS)
+        for name in order:
+            self.admin.wait_group_idle()
+            self.admin.reset_group(topic)
+            busy = settle()
+            # A serial handler takes n × SLEEP_MS (and a little more: a sleep overshoots).
+            timeout = 120 + n * s.slow_sleep_ms * 2.5 / 1000
+            extra = {"PEER_SLEEP_MS": str(s.slow_sleep_ms), "PEER_CONCURRENCY": str(SLOW_CONCURRENCY[name])}
+            if name.startswith("cppfly-"):
+                extra["PEER_ORDERING"] = name.removeprefix("cppfly-")
+            running = Running(name, contender_argv(name),
+                              contender_env(self.bootstrap, "slow", topic, n, timeout, extra=extra),
+                              self.logs, f"slow-r{round_}-{name}")
+            outcome = running.finish(timeout + 30)
+            void = check_consumed(outcome.report, n) or ("timed out" if outcome.timed_out else "")
+            violations = (outcome.report or {}).get("violations")
+            if not void and violations != 0:
+                void = f"{violations} per-key order violations"
+            figures: dict = {"n": n, "concurrency": SLOW_CONCURRENCY[name], "violations": violations}
+            if not void and outcome.report:
+                r = outcome.report
+                slow_s = (r["last_ms"] - outcome.spawn_ms) / 1000
+                figures.update(slow_s=round(slow_s, 3), msgs_per_s=round(n / slow_s),
+                               startup_s=round((r["first_ms"] - outcome.spawn_ms) / 1000, 3),
+                               steady_msgs_per_s=round(n / max((r["last_ms"] - r["first_ms"]) / 1000, 1e-3)),
+                               # what one handler call's wait allows at best with this many at once
+                               bound_msgs_per_s=slow_bound(name, s.slow_sleep_ms))
+            self.record("slow", name, round_, outcome, void, busy, **figures)
+
+    def slow_retry(self, round_: int, order: list[str]) -> None:
+        """The slow handler on a paced keyed stream while one key's record is retried: how long the
+        other keys' records wait."""
+        s = self.settings
+        warm_n = s.retry_rate * s.warmup
+        n = s.retry_rate * (s.warmup + s.retry_seconds)
+        fail_id = -(-warm_n // SLOW_KEYS) * SLOW_KEYS  # key-0's first record after the warm-up
+        for name in order:
+            topic = f"peers-slow-retry-{self.run_id}-r{round_}-{name}"
+            self.admin.create_topic(topic)
+            self.admin.wait_group_idle()
+            latency_file = self.logs / f"slow-retry-r{round_}-{name}.txt"
+            latency_file.unlink(missing_ok=True)
+            busy = settle()
+            timeout = 180 + s.warmup + s.retry_seconds + n * s.slow_sleep_ms * 2.5 / 1000
+            extra = {"PEER_SLEEP_MS": str(s.slow_sleep_ms), "PEER_CONCURRENCY": str(SLOW_CONCURRENCY[name]),
+                     "PEER_FAIL_ID": str(fail_id), "PEER_FAIL_TIMES": "5"}
+            if name.startswith("cppfly-"):
+                extra["PEER_ORDERING"] = name.removeprefix("cppfly-")
+            running = Running(name, contender_argv(name),
+                              contender_env(self.bootstrap, "slow", topic, n, timeout, str(latency_file), extra),
+                              self.logs, f"slow-retry-r{round_}-{name}")
+            producer = None
+            if self.admin.wait_group_stable(120):
+                time.sleep(1.0)
+                try:
+                    producer = self.producer(["paced", topic, str(n), str(s.retry_rate),
+                                              str(LATENCY_LINGER_MS["latency"]), str(SLOW_KEYS)])
+                except Exception as error:  # noqa: BLE001 - reported as a void figure
+                    log(f"paced producer failed: {error}")
+                    running.kill()
+            else:
+                log(f"{name}: group {GROUP} not stable within 120 s")
+                running.kill()
+            outcome = running.finish(timeout + 30)
+            void = check_consumed(outcome.report, n) or ("timed out" if outcome.timed_out else "")
+            violations = (outcome.report or {}).get("violations")
+            if not void and violations != 0:
+                void = f"{violations} per-key order violations"
+            if producer is None and not void:
+                void = "the paced producer did not run"
+            figures: dict = {"n": n, "fail_id": fail_id, "violations": violations}
+            if not void and latency_file.exists():
+                others, failed_ms = [], None
+                for line in latency_file.read_text().splitlines():
+                    ident, micros = (int(x) for x in line.split())
+                    if ident == fail_id:
+                        failed_ms = micros / 1000.0
+                    elif ident >= warm_n and ident % SLOW_KEYS != 0:
+                        others.append(micros / 1000.0)
+                others.sort()
+                expected = sum(1 for i in range(warm_n, n) if i % SLOW_KEYS != 0)
+                if len(others) != expected:
+                    void = f"{len(others)} latencies of the other keys recorded, expected {expected}"
+                else:
+                    figures.update(p50_ms=round(percentile(others, 50), 3), p99_ms=round(percentile(others, 99), 3),
+                                   max_ms=round(others[-1], 3),
+                                   failed_ms=None if failed_ms is None else round(failed_ms, 3),
+                                   behind_s=round((outcome.report["last_ms"] - producer["last_ms"]) / 1000, 3))
+            self.record("slow-retry", name, round_, outcome, void, busy, **figures)
 
     def run_all(self) -> None:
         s = self.settings
@@ -577,11 +732,13 @@ class Bench:
                               self.logs, "warmup-drain").finish(150)
             log("broker warm-up drain: " + ("done" if outcome.report else "incomplete (ignored)"))
         for round_ in range(1, s.repeats + 1):
-            shift = (round_ - 1) % len(s.contenders)
-            order = s.contenders[shift:] + s.contenders[:shift]
-            log(f"round {round_}/{s.repeats}: order {', '.join(order)}; load {load1():.2f}")
+            log(f"round {round_}/{s.repeats}; load {load1():.2f}")
             for workload in s.workloads:
-                getattr(self, workload)(round_, order)
+                names = s.slow_contenders if workload.startswith("slow") else s.contenders
+                shift = (round_ - 1) % len(names)
+                order = names[shift:] + names[:shift]
+                log(f"round {round_}/{s.repeats}, {workload}: order {', '.join(order)}")
+                getattr(self, workload.replace("-", "_"))(round_, order)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -639,6 +796,7 @@ def machine_info() -> dict:
         "librdkafka": rdkafka, "faststream": pins.get("faststream", "?"), "aiokafka": pins.get("aiokafka", "?"),
         "pydantic": pins.get("pydantic", "?"), "python": version([str(VENV_PYTHON), "--version"]),
         "spring": "Spring Boot 3.3.13, Spring for Apache Kafka 3.2.10, kafka-clients 3.7.2 (pom.xml)",
+        "parallel": "Confluent Parallel Consumer 0.5.3.2 with kafka-clients 3.7.0 (parallel/pom.xml)",
         "kafka": "Apache Kafka 3.9.1, single KRaft node (scripts/kafka)",
         "git": head + (" with uncommitted changes in framework/adapters/config" if dirty else ""),
     }
@@ -685,21 +843,67 @@ def write_results(bench: Bench, out_dir: Path, png: Path, info: dict, command: s
                 f"| {fmt(median_of(runs, 'publish', name, 'cpu_us_per_msg'), 2)} "
                 f"| {fmt(median_of(runs, 'publish', name, 'rss_mb'))} | {valid_count(runs, 'publish', name)} |")
         add("")
-    if "latency" in s.workloads:
-        add(f"**Latency** — {s.rate:,} msg/s for {s.seconds} s after a {s.warmup} s warm-up (not counted); "
-            "producer clock in header `x-sent-us` → handler; median over the runs of each run's percentile.")
+    for wl in (w for w in s.workloads if w in LATENCY_LINGER_MS):
+        add(f"**Latency{', linger.ms=1' if wl == 'latency-linger1' else ''}** (`{wl}`) — {s.rate:,} msg/s for "
+            f"{s.seconds} s after a {s.warmup} s warm-up (not counted), the producer at "
+            f"linger.ms={LATENCY_LINGER_MS[wl]}; producer clock in header `x-sent-us` → handler; median over the "
+            "runs of each run's percentile.")
         add("")
         add("| contender | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs cppfly | last message after the producer's, s "
             "| CPU s | valid runs |")
         add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        b = median_of(runs, "latency", base, "p99_ms")
+        b = median_of(runs, wl, base, "p99_ms")
         for name in names:
-            p99 = median_of(runs, "latency", name, "p99_ms")
-            add(f"| {LABELS[name]} | {fmt(median_of(runs, 'latency', name, 'p50_ms'), 2)} | {fmt(p99, 2)} "
-                f"| {fmt(median_of(runs, 'latency', name, 'p999_ms'), 2)} "
-                f"| {fmt(median_of(runs, 'latency', name, 'max_ms'), 2)} | {ratio(p99, b)} "
-                f"| {fmt(median_of(runs, 'latency', name, 'behind_s'), 2)} "
-                f"| {fmt(median_of(runs, 'latency', name, 'cpu_s'), 2)} | {valid_count(runs, 'latency', name)} |")
+            p99 = median_of(runs, wl, name, "p99_ms")
+            add(f"| {LABELS[name]} | {fmt(median_of(runs, wl, name, 'p50_ms'), 2)} | {fmt(p99, 2)} "
+                f"| {fmt(median_of(runs, wl, name, 'p999_ms'), 2)} "
+                f"| {fmt(median_of(runs, wl, name, 'max_ms'), 2)} | {ratio(p99, b)} "
+                f"| {fmt(median_of(runs, wl, name, 'behind_s'), 2)} "
+                f"| {fmt(median_of(runs, wl, name, 'cpu_s'), 2)} | {valid_count(runs, wl, name)} |")
+        add("")
+    if "slow" in s.workloads:
+        slow_names = s.slow_contenders
+        add(f"**Slow handler** (`slow`) — {s.slow_n:,} orders keyed key-0..key-{SLOW_KEYS - 1} in a 6-partition topic, "
+            f"each handler call waits {s.slow_sleep_ms} ms as for I/O; every record exactly once and every key in "
+            "order (a run with an order violation is void); median of the valid runs.")
+        add("")
+        add("| contender | concurrency | records/s (process start → last record) | vs cppfly key | "
+            "steady records/s (first → last) | bound: calls at once / wait | startup s | CPU s | peak RSS MB "
+            "| order violations | valid runs |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        b = median_of(runs, "slow", "cppfly-key", "msgs_per_s")
+        for name in slow_names:
+            m = median_of(runs, "slow", name, "msgs_per_s")
+            seen = [r.get("violations") for r in runs if r["workload"] == "slow" and r["contender"] == name]
+            add(f"| {LABELS[name]} | {SLOW_CONCURRENCY[name]} | {fmt(m)} | {ratio(m, b)} "
+                f"| {fmt(median_of(runs, 'slow', name, 'steady_msgs_per_s'))} "
+                f"| {slow_bound(name, s.slow_sleep_ms):,} "
+                f"| {fmt(median_of(runs, 'slow', name, 'startup_s'), 2)} "
+                f"| {fmt(median_of(runs, 'slow', name, 'cpu_s'), 2)} | {fmt(median_of(runs, 'slow', name, 'rss_mb'))} "
+                f"| {' / '.join('?' if v is None else str(v) for v in seen)} | {valid_count(runs, 'slow', name)} |")
+        add("")
+        add("The bound column is what the waits alone allow: a contender runs at most `concurrency` handler calls "
+            "at once, and in partition order (cppfly ordering partition, Spring) at most one a partition, 6.")
+        add("")
+    if "slow-retry" in s.workloads:
+        slow_names = s.slow_contenders
+        add(f"**Slow handler while one key retries** (`slow-retry`) — {s.retry_rate:,} keyed records/s for "
+            f"{s.retry_seconds} s after a {s.warmup} s warm-up, {s.slow_sleep_ms} ms each; key-0's first record "
+            "after the warm-up fails 5 times, retried after 200, 400, 600, 800, 1,000 ms; latency (producer clock → "
+            "handler) of the other keys' records after the warm-up; median over the runs.")
+        add("")
+        add("| contender | p50 ms | p99 ms | max ms | p99 vs cppfly key | retried record, ms "
+            "| last record after the producer's, s | order violations | valid runs |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        b = median_of(runs, "slow-retry", "cppfly-key", "p99_ms")
+        for name in slow_names:
+            p99 = median_of(runs, "slow-retry", name, "p99_ms")
+            seen = [r.get("violations") for r in runs if r["workload"] == "slow-retry" and r["contender"] == name]
+            add(f"| {LABELS[name]} | {fmt(median_of(runs, 'slow-retry', name, 'p50_ms'), 2)} | {fmt(p99, 2)} "
+                f"| {fmt(median_of(runs, 'slow-retry', name, 'max_ms'), 2)} | {ratio(p99, b)} "
+                f"| {fmt(median_of(runs, 'slow-retry', name, 'failed_ms'))} "
+                f"| {fmt(median_of(runs, 'slow-retry', name, 'behind_s'), 2)} "
+                f"| {' / '.join('?' if v is None else str(v) for v in seen)} | {valid_count(runs, 'slow-retry', name)} |")
         add("")
 
     # Goals.
@@ -731,11 +935,23 @@ def write_results(bench: Bench, out_dir: Path, png: Path, info: dict, command: s
         goal("cppfly publish ≥ 0.95× raw librdkafka", pc / pr >= 0.95, f"{pc / pr:.2f}×")
     else:
         goal("cppfly publish ≥ 0.95× raw librdkafka", None, "")
-    lc, ls = median_of(runs, "latency", "cppfly", "p99_ms"), median_of(runs, "latency", "spring", "p99_ms")
-    if lc is not None and ls is not None:
-        goal("cppfly p99 latency ≤ Spring's", lc <= ls, f"{lc:.2f} ms vs {ls:.2f} ms")
-    else:
-        goal("cppfly p99 latency ≤ Spring's", None, "")
+    for wl in (w for w in s.workloads if w in LATENCY_LINGER_MS):
+        text = f"cppfly p99 latency ≤ Spring's (producer linger.ms={LATENCY_LINGER_MS[wl]})"
+        lc, ls = median_of(runs, wl, "cppfly", "p99_ms"), median_of(runs, wl, "spring", "p99_ms")
+        if lc is not None and ls is not None:
+            goal(text, lc <= ls, f"{lc:.2f} ms vs {ls:.2f} ms")
+        else:
+            goal(text, None, "")
+    if "slow" in s.workloads:
+        k = median_of(runs, "slow", "cppfly-key", "msgs_per_s")
+        for other, factor, label in (("spring", 8, "Spring Kafka (concurrency 6)"),
+                                     ("parallel", 1.2, "Parallel Consumer (KEY, 64)")):
+            text = f"slow handler: cppfly ordering key ≥ {factor:g}× {label}"
+            o = median_of(runs, "slow", other, "msgs_per_s")
+            if k and o:
+                goal(text, k / o >= factor, f"{k / o:.2f}× ({k:,.0f} vs {o:,.0f} records/s)")
+            else:
+                goal(text, None, "")
     add("| goal | result | measured |")
     add("|---|---|---|")
     for text, result, detail in goals:
@@ -749,7 +965,7 @@ def write_results(bench: Bench, out_dir: Path, png: Path, info: dict, command: s
         f"Broker: {info['kafka']}, on the same machine. "
         f"Clients: librdkafka {info['librdkafka']} (cppfly, raw); {info['spring']} on {info['java']}; "
         f"FastStream {info['faststream']} with aiokafka {info['aiokafka']}, pydantic {info['pydantic']} on "
-        f"{info['python']}. cppfly at {info['git']}, built RelWithDebInfo (-O2). "
+        f"{info['python']}; {info['parallel']} on the same JDK. cppfly at {info['git']}, built RelWithDebInfo (-O2). "
         f"Run took {elapsed_s / 60:.1f} min. Command: `{command}`.")
     add("")
     add(f"![cppfly and its peers: throughput and latency]({os.path.relpath(png, ROOT / 'docs')})")
@@ -771,15 +987,48 @@ def plot(bench: Bench, png: Path) -> None:
     s = bench.settings
     runs = bench.runs
     names = s.contenders
-    colors = {"cppfly": "#1f77b4", "raw": "#7f7f7f", "spring": "#2ca02c", "faststream": "#d62728"}
-    panels = [w for w in ("drain", "publish", "latency") if w in s.workloads]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4))
-    axes = [axes] if len(panels) == 1 else list(axes)
+    colors = {"cppfly": "#1f77b4", "raw": "#7f7f7f", "spring": "#2ca02c", "faststream": "#d62728",
+              "cppfly-key": "#1f77b4", "cppfly-partition": "#aec7e8", "parallel": "#9467bd"}
+    panels = [w for w in WORKLOADS if w in s.workloads]
+
+    def tick(name: str) -> str:
+        return (LABELS[name].replace(" for Apache Kafka", "\nKafka").replace("raw ", "raw\n")
+                .replace(", ordering ", "\n").replace("Confluent Parallel Consumer", "Parallel\nConsumer"))
+
+    if not panels:
+        return
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.6 * rows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, workload in zip(axes, panels):
-        if workload in ("drain", "publish"):
+        if workload == "slow-retry":
+            slow_names = s.slow_contenders
+            width = 0.38
+            for i, (key, label) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"))):
+                values = [median_of(runs, workload, n, key) or 0 for n in slow_names]
+                xs = [j + (i - 0.5) * width for j in range(len(slow_names))]
+                ax.bar(xs, values, width, label=label, color=[colors[n] for n in slow_names], alpha=0.5 + 0.4 * i)
+            ax.set_xticks(range(len(slow_names)))
+            ax.set_xticklabels([tick(n) for n in slow_names])
+            ax.set_yscale("log")
+            ax.set_ylabel("latency of the other keys, ms (lower is better)")
+            ax.set_title(f"Slow handler at {s.retry_rate:,} records/s while key-0 retries\n(bars: p50, p99)")
+        elif workload == "slow":
+            slow_names = s.slow_contenders
+            values = [median_of(runs, "slow", n, "msgs_per_s") or 0 for n in slow_names]
+            bars = ax.bar([tick(n) for n in slow_names], values, color=[colors[n] for n in slow_names])
+            for bar, value in zip(bars, values):
+                ax.annotate("void" if not value else f"{value:,.0f}", (bar.get_x() + bar.get_width() / 2, value),
+                            ha="center", va="bottom", fontsize=9)
+            ax.set_ylabel("records / s (higher is better)")
+            ax.set_title(f"Slow handler: {s.slow_n:,} records, {s.slow_sleep_ms} ms each, key order")
+            ax.margins(y=0.12)
+        elif workload in ("drain", "publish"):
             values = [median_of(runs, workload, n, "msgs_per_s") or 0 for n in names]
-            bars = ax.bar([LABELS[n].replace(" for Apache Kafka", "\nKafka").replace("raw ", "raw\n") for n in names],
-                          values, color=[colors[n] for n in names])
+            bars = ax.bar([tick(n) for n in names], values, color=[colors[n] for n in names])
             for bar, value in zip(bars, values):
                 ax.annotate("void" if not value else f"{value / 1000:,.0f}k", (bar.get_x() + bar.get_width() / 2, value),
                             ha="center", va="bottom", fontsize=9)
@@ -792,15 +1041,15 @@ def plot(bench: Bench, png: Path) -> None:
         else:
             width = 0.25
             for i, (key, label) in enumerate((("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))):
-                values = [median_of(runs, "latency", n, key) or 0 for n in names]
+                values = [median_of(runs, workload, n, key) or 0 for n in names]
                 xs = [j + (i - 1) * width for j in range(len(names))]
                 ax.bar(xs, values, width, label=label, color=[colors[n] for n in names], alpha=0.45 + 0.25 * i)
             ax.set_xticks(range(len(names)))
-            ax.set_xticklabels([LABELS[n].replace(" for Apache Kafka", "\nKafka").replace("raw ", "raw\n")
-                                for n in names])
+            ax.set_xticklabels([tick(n) for n in names])
             ax.set_yscale("log")
             ax.set_ylabel("end-to-end latency, ms (lower is better)")
-            ax.set_title(f"Latency at {s.rate:,} msg/s (bars: p50, p99, p99.9)")
+            ax.set_title(f"Latency at {s.rate:,} msg/s, producer linger.ms={LATENCY_LINGER_MS[workload]}\n"
+                         "(bars: p50, p99, p99.9)")
         ax.grid(axis="y", alpha=0.3)
     title = "cppfly and its peers on one Apache Kafka broker (median of runs)"
     if "drain" in panels and "faststream" in names and s.faststream_drain_n != s.drain_n:
@@ -831,7 +1080,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/peers/run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 50,000 messages, 10 s of latency, one round, results under build/ only")
+                        help="smoke run: 50,000 messages, 10 s of latency, 5,000 slow records, 10 s of slow-retry, "
+                             "one round, results under build/ only")
     parser.add_argument("--repeats", type=int, help="rounds (default 3; --quick 1)")
     parser.add_argument("--drain-n", type=int, help="drain messages (default 1,000,000)")
     parser.add_argument("--faststream-drain-n", type=int,
@@ -840,8 +1090,21 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=5000, help="latency: messages/s (default 5000)")
     parser.add_argument("--seconds", type=int, help="latency: measured seconds (default 30)")
     parser.add_argument("--warmup", type=int, help="latency: warm-up seconds, not counted (default 5)")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset")
-    parser.add_argument("--workloads", default="drain,publish,latency", help="comma-separated subset")
+    parser.add_argument("--slow-n", type=int, help="slow: records (default 50,000; --quick 5,000)")
+    parser.add_argument("--slow-sleep-ms", type=int, default=2,
+                        help="slow, slow-retry: wait in each handler call (default 2)")
+    parser.add_argument("--retry-rate", type=int, default=500, help="slow-retry: records/s (default 500)")
+    parser.add_argument("--retry-seconds", type=int,
+                        help="slow-retry: measured seconds after the --warmup (default 20; --quick 10)")
+    parser.add_argument("--contenders", default=",".join(ALL_CONTENDERS),
+                        help="comma-separated subset of " + ", ".join(ALL_CONTENDERS) + " (default all); drain, "
+                             "publish and the latency workloads run those of " + ", ".join(CONTENDERS) +
+                             " (cppfly always), slow and slow-retry those of " + ", ".join(SLOW_CONTENDERS) +
+                             " (cppfly-key always)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help="comma-separated subset of " + ", ".join(WORKLOADS) + " (default all; latency: the "
+                             "paced producer at linger.ms=5, latency-linger1: at linger.ms=1; slow-retry: the slow "
+                             "contenders on a paced stream while one key's record is retried)")
     parser.add_argument("--port", type=int, help="broker port (default: first free of 49092, 49192, ...)")
     parser.add_argument("--wait-quiet", type=float, help="minutes to wait for 1-minute load < 1.0 (default 20; "
                                                          "--quick 0)")
@@ -855,16 +1118,22 @@ def main() -> int:
         publish_n=args.publish_n or (50_000 if quick else 1_000_000),
         rate=args.rate, seconds=args.seconds or (10 if quick else 30), warmup=args.warmup or (2 if quick else 5),
         repeats=args.repeats or (1 if quick else 3),
-        contenders=[c for c in args.contenders.split(",") if c],
-        workloads=[w for w in args.workloads.split(",") if w])
-    for c in settings.contenders:
-        if c not in CONTENDERS:
-            parser.error(f"unknown contender {c} (allowed: {', '.join(CONTENDERS)})")
+        contenders=[],
+        workloads=[w for w in args.workloads.split(",") if w],
+        slow_n=args.slow_n or (5_000 if quick else 50_000), slow_sleep_ms=args.slow_sleep_ms,
+        retry_rate=args.retry_rate, retry_seconds=args.retry_seconds or (10 if quick else 20))
+    chosen = [c for c in args.contenders.split(",") if c]
+    for c in chosen:
+        if c not in ALL_CONTENDERS:
+            parser.error(f"unknown contender {c} (allowed: {', '.join(ALL_CONTENDERS)})")
     for w in settings.workloads:
-        if w not in ("drain", "publish", "latency"):
-            parser.error(f"unknown workload {w}")
+        if w not in WORKLOADS:
+            parser.error(f"unknown workload {w} (allowed: {', '.join(WORKLOADS)})")
+    settings.workloads = [w for w in WORKLOADS if w in settings.workloads]  # always in this order
+    settings.contenders = [c for c in chosen if c in CONTENDERS]
     if "cppfly" not in settings.contenders:
         settings.contenders.insert(0, "cppfly")
+    settings.slow_contenders = [c for c in SLOW_CONTENDERS if c in chosen or c == "cppfly-key"]
     out_dir = BUILD / ("peers-results-quick" if quick else "peers-results")  # a smoke run keeps the full results
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
