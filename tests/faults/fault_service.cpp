@@ -13,6 +13,8 @@
 //                          FAULT_FAIL_ATTEMPTS attempts (Message::attempt)
 //   FAULT_ORDERING         partition (default), key or none; FAULT_CONCURRENCY records at once (default 1)
 //   FAULT_BACKOFF          linear (default), exponential or fixed
+//   FAULT_FORWARD          topic: each handled record is published there ({"id":N}, key N) from the handler
+//   FAULT_TRANSACTIONAL    1: a transactional listener (exactly-once consume-process-produce)
 //   FAULT_DELAY_US         every record takes at least this long (default 0)
 //   FAULT_SLOW_ID          the record with this id sleeps FAULT_SLOW_MS in its first call (optional)
 //   FAULT_PUBLISH_COUNT    publish ids 0..N-1 ({"id":N}) from a thread after start (default 0)
@@ -113,7 +115,20 @@ cppfly::messaging::ListenerOptions listener_options() {
           .backoff = backoff == "fixed" ? Backoff::fixed : backoff == "exponential" ? Backoff::exponential : Backoff::linear,
           .dead_letter_topic = env("FAULT_DLQ"),
           .concurrency = static_cast<int>(env_long("FAULT_CONCURRENCY", 1)),
-          .ordering = ordering == "key" ? Ordering::key : ordering == "none" ? Ordering::none : Ordering::partition};
+          .ordering = ordering == "key" ? Ordering::key : ordering == "none" ? Ordering::none : Ordering::partition,
+          .transactional = env("FAULT_TRANSACTIONAL") == "1"};
+}
+
+/// The broker, for FAULT_FORWARD (set by the after-start hook; a record may come before it).
+std::atomic<cppfly::messaging::MessageBrokerPort*> forward_broker{nullptr};
+
+cppfly::messaging::MessageBrokerPort& await_broker() {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (forward_broker.load() == nullptr) {
+    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("no broker within 30 s");
+    std::this_thread::sleep_for(1ms);
+  }
+  return *forward_broker.load();
 }
 
 std::atomic<bool> slow_done{false};
@@ -151,6 +166,10 @@ CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message& mes
     std::this_thread::sleep_for(std::chrono::milliseconds(s.slow_ms));
   }
   if (s.delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(s.delay_us));
+  static const std::string forward = env("FAULT_FORWARD");
+  if (!forward.empty()) {
+    await_broker().publish(forward, "{\"id\":" + std::to_string(record.id) + "}", {.key = std::to_string(record.id)});
+  }
   s.out.line(std::to_string(record.id));
 }
 #endif
@@ -244,7 +263,12 @@ Publisher publisher;
 
 }  // namespace
 
-CPPFLY_AFTER_START(start_publisher) { publisher.start(app.broker()); }
+CPPFLY_AFTER_START(start_publisher) {
+#ifndef FAULT_PUBLISHER_ONLY
+  forward_broker.store(&app.broker());
+#endif
+  publisher.start(app.broker());
+}
 
 CPPFLY_BEFORE_STOP(stop_publisher) { publisher.stop(); }
 
