@@ -15,7 +15,10 @@ namespace cppfly::messaging {
 
 BrokerFactory BrokerFactory::with_builtin_adapters() {
   BrokerFactory factory;
-  factory.add("memory", [](const config::MessagingProperties&) { return std::make_unique<InMemoryMessageBroker>(); });
+  // A service on the in-memory broker may run for long: it keeps only the last 10,000 published records.
+  factory.add("memory", [](const config::MessagingProperties&) {
+    return std::make_unique<InMemoryMessageBroker>(InMemoryBrokerOptions{.max_published = 10000});
+  });
 #ifdef CPPFLY_HAS_KAFKA
   factory.add("kafka", [](const config::MessagingProperties& properties) {
     return std::make_unique<kafka::KafkaAdapter>(properties.kafka);

@@ -302,3 +302,13 @@ TEST_CASE("memory broker: a transaction delivers what it published when it retur
   CHECK(broker.published("ledger").size() == 2);
   broker.stop();
 }
+
+TEST_CASE("memory broker keeps at most max_published records, the newest", "[memory]") {
+  InMemoryMessageBroker broker({.max_published = 3});
+  broker.start();
+  for (int i = 0; i < 5; ++i) broker.publish("t", std::to_string(i));
+  const auto kept = broker.published();
+  REQUIRE(kept.size() == 3);
+  CHECK(kept.front().value == "2");
+  CHECK(kept.back().value == "4");
+}
