@@ -18,6 +18,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -79,7 +80,7 @@ struct Unit {
   Partition* partition{nullptr};
   std::string key;
   std::deque<Record> queue;  ///< the head runs or waits; references stay valid on push_back
-  bool running{false};
+  std::size_t running{0};    ///< records at the front a worker holds (it runs them one after the other)
   bool waiting{false};
 };
 
@@ -169,6 +170,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   std::size_t excluded{0};
   bool started{false};
   bool stopping{false};
+  std::atomic<std::uint64_t> drains{0};  ///< counts revokes and the stop: a worker's run of records ends early
   bool stopped{false};
   bool paused{false};  ///< back-pressure: partitions were asked to pause
   FlowChanges flow;
@@ -252,8 +254,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     for (auto it = p.units.begin(); it != p.units.end();) {
       Unit& unit = it->second;
       unit.waiting = false;
-      const std::size_t keep = unit.running ? 1 : 0;
-      while (unit.queue.size() > keep) {
+      while (unit.queue.size() > unit.running) {
         drop_record_locked(p, unit.queue.back());
         unit.queue.pop_back();
       }
@@ -383,44 +384,64 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     }
   }
 
-  /// Runs the head of `unit` (called and returning with the lock held).
+  /// A worker runs up to this many records of one unit in a row before it takes the lock again.
+  static constexpr std::size_t kRunLength = 64;
+
+  /// Runs the records at the front of `unit`, one after the other (called and returning with the lock held).
   void run(std::unique_lock<std::mutex>& lock, Unit& unit) {
     Partition& p = *unit.partition;
-    Record& record = unit.queue.front();
-    unit.running = true;
+    std::array<Record*, kRunLength> records{};
+    const std::size_t held = std::min(unit.queue.size(), kRunLength);
+    for (std::size_t i = 0; i < held; ++i) records[i] = &unit.queue[i];
+    unit.running = held;
     ++p.running;
     ++running;
+    const std::uint64_t drains_at_start = drains.load();
     lock.unlock();
     std::chrono::milliseconds retry_in{0};
     std::exception_ptr error;
-    const Outcome outcome = attempt(record, p, retry_in, error);
+    std::size_t settled = 0;
+    bool failed = false;
+    for (std::size_t i = 0; i < held; ++i) {
+      if (i > 0 && drains.load(std::memory_order_relaxed) != drains_at_start) break;  // revoke or stop: no more
+      if (attempt(*records[i], p, retry_in, error) != Outcome::settled) {
+        failed = true;
+        break;
+      }
+      ++settled;
+    }
     lock.lock();
     --running;
     --p.running;
-    unit.running = false;
+    unit.running = 0;
     if (stopping || p.draining) idle.notify_all();
     if (p.gone) {  // revoked or stopped while it ran: nothing of it counts any more
-      drop_record_locked(p, record);
-      unit.queue.pop_front();
+      for (std::size_t i = 0; i < held; ++i) {
+        drop_record_locked(p, unit.queue.front());
+        unit.queue.pop_front();
+      }
       if (p.running == 0) std::erase_if(gone, [&](const auto& g) { return g.get() == &p; });
       return;
     }
-    if (outcome == Outcome::settled) {
-      settle_locked(p, record.message.offset);
-      drop_record_locked(p, record);
+    for (std::size_t i = 0; i < settled; ++i) {
+      settle_locked(p, unit.queue.front().message.offset);
+      drop_record_locked(p, unit.queue.front());
       unit.queue.pop_front();
+    }
+    if (settled > 0) {
       note_flow_locked();
       if (runtime.block_when_full) room.notify_all();
-    } else if (p.draining || stopping) {  // not retried now: dropped, read again later
-      detail::log().info("listener {}: {} not retried: {}; it is delivered again", name, where(record.message),
-                         stopping ? "stopping" : "its partition was revoked");
-      drop_record_locked(p, record);
-      unit.queue.pop_front();
+    }
+    if (p.draining || stopping) {  // what was not settled is dropped: read again later
+      if (failed) {
+        detail::log().info("listener {}: {} not retried: {}; it is delivered again", name,
+                           where(unit.queue.front().message), stopping ? "stopping" : "its partition was revoked");
+      }
       while (!unit.queue.empty()) {
         drop_record_locked(p, unit.queue.back());
         unit.queue.pop_back();
       }
-    } else {
+    } else if (failed) {
       unit.waiting = true;
       timers.emplace(Clock::now() + retry_in, &unit);
       wake.notify_one();  // a sleeping worker may have to wake sooner
@@ -432,6 +453,22 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     } else if (unit.queue.empty()) {
       p.units.erase(unit.key);
     }
+  }
+
+  /// Queues a record (lock held); true when a worker should be woken.
+  bool queue_locked(Partition& p, Message&& message, std::size_t bytes) {
+    const std::string key = unit_key(message);
+    Unit& unit = p.units[key];
+    if (unit.partition == nullptr) {
+      unit.partition = &p;
+      unit.key = key;
+    }
+    unit.queue.push_back(Record{.message = std::move(message), .bytes = bytes});
+    if (unit.running == 0 && !unit.waiting && unit.queue.size() == 1) {
+      ready.push_back(&unit);
+      return true;
+    }
+    return false;
   }
 
   void start_workers() {
@@ -540,18 +577,43 @@ void ListenerContainer::offer(Message message) {
     return;
   }
 
-  const std::string key = s.unit_key(message);
-  Unit& unit = p->units[key];
-  if (unit.partition == nullptr) {
-    unit.partition = p;
-    unit.key = key;
-  }
-  unit.queue.push_back(Record{.message = std::move(message), .bytes = bytes});
-  if (!unit.running && !unit.waiting && unit.queue.size() == 1) {
-    s.ready.push_back(&unit);
-    s.wake.notify_one();
-  }
+  if (s.queue_locked(*p, std::move(message), bytes)) s.wake.notify_one();
   s.note_flow_locked();
+}
+
+void ListenerContainer::offer(std::vector<Message>& messages) {
+  State& s = *state_;
+  if (s.runtime.inline_execution || s.runtime.block_when_full) {
+    for (auto& message : messages) offer(std::move(message));
+    messages.clear();
+    return;
+  }
+  std::size_t woken = 0;
+  {
+    const std::lock_guard lock(s.mutex);
+    if (!s.stopping) {
+      for (auto& message : messages) {
+        Partition* p = s.partition_for(message);
+        if (p == nullptr) {
+          detail::log().debug("listener {}: {} dropped: its partition is not assigned", s.name, where(message));
+          continue;
+        }
+        const std::size_t bytes = message.value.size() + (message.key ? message.key->size() : 0);
+        p->offsets.add(message.offset);
+        ++p->buffered;
+        ++s.buffered_records;
+        s.buffered_bytes += bytes;
+        if (s.queue_locked(*p, std::move(message), bytes)) ++woken;
+      }
+      s.note_flow_locked();
+    }
+  }
+  messages.clear();
+  if (woken == 1) {
+    s.wake.notify_one();
+  } else if (woken > 1) {
+    s.wake.notify_all();
+  }
 }
 
 std::vector<Position> ListenerContainer::revoke(const std::vector<TopicPartition>& partitions) {
@@ -566,6 +628,7 @@ std::vector<Position> ListenerContainer::revoke(const std::vector<TopicPartition
     s.drop_queued_locked(p);
     revoked.push_back(&p);
   }
+  s.drains.fetch_add(1);
   s.wake.notify_all();
   if (!s.await_drained(lock, [&] {
         return std::all_of(revoked.begin(), revoked.end(), [](Partition* p) { return p->running <= p->excluded; });
@@ -616,6 +679,7 @@ std::vector<Position> ListenerContainer::stop() {
   std::unique_lock lock(s.mutex);
   if (s.stopping) return {};
   s.stopping = true;
+  s.drains.fetch_add(1);
   for (auto& [id, p] : s.partitions) {
     p->draining = true;
     s.drop_queued_locked(*p);

@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 
 /// Positions are stored at most this often while records flow (and whenever the fetch loop idles).
 constexpr std::chrono::milliseconds kStoreInterval{10};
+/// Records handed to the container at once, at most.
+constexpr std::size_t kFetchBatch = 512;
 using namespace std::chrono_literals;
 
 std::string describe(const Subscription& subscription) {
@@ -101,8 +103,12 @@ void Consumer::start() {
                                       .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); }};
   if (subscription_->container.transactional) {
     transactional_ = make_transactional_();
-    runtime.around_handler = [this](const messaging::Message& message, const std::function<void()>& handle) {
-      in_transaction(message, handle);
+    // Weak: a handler that outlived the stop may still finish after the consumer is gone.
+    runtime.around_handler = [weak = weak_from_this()](const messaging::Message& message,
+                                                       const std::function<void()>& handle) {
+      const auto self = weak.lock();
+      if (!self) throw messaging::BrokerError("the consumer is gone: no new transaction");
+      self->in_transaction(message, handle);
     };
   }
   container_ = std::make_unique<messaging::ListenerContainer>(*subscription_, dead_letters_, std::move(runtime));
@@ -317,19 +323,27 @@ std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_to
 
 void Consumer::run() noexcept {
   auto stored_at = Clock::now();
+  std::vector<messaging::Message> batch;
+  batch.reserve(kFetchBatch);
   while (!stop_requested_.load()) {
     try {
-      const MessageHandle record(rd_kafka_consumer_poll(rk_.get(), 100));
-      if (record) {
+      // The first record waits up to 100 ms; what else is already fetched follows at once, handed
+      // to the container in one go.
+      bool idle = true;
+      for (int timeout = 100; batch.size() < kFetchBatch; timeout = 0) {
+        const MessageHandle record(rd_kafka_consumer_poll(rk_.get(), timeout));
+        if (!record) break;
+        idle = false;
         if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
           report(*record);
         } else {
-          container_->offer(to_message(*record));
+          batch.push_back(to_message(*record));
         }
       }
+      if (!batch.empty()) container_->offer(batch);
       if (container_->has_news()) {
         const auto now = Clock::now();
-        if (!record || now - stored_at >= kStoreInterval) {
+        if (idle || now - stored_at >= kStoreInterval) {
           apply_container();
           stored_at = now;
         }
@@ -381,6 +395,10 @@ void Consumer::in_transaction(const messaging::Message& message, const std::func
     transactional_->close(std::chrono::milliseconds(0));
     transactional_ = make_transactional_();
   }
+  if (closing_) throw messaging::BrokerError("the consumer is stopping: no new transaction");
+  // Taken now: once the handler ran the client may be closing (a handler that outlived the stop).
+  const std::unique_ptr<rd_kafka_consumer_group_metadata_t, void (*)(rd_kafka_consumer_group_metadata_t*)> group(
+      rd_kafka_consumer_group_metadata(rk_.get()), &rd_kafka_consumer_group_metadata_destroy);
   Producer& producer = *transactional_;
   const auto timeout = producer.publish_timeout();
   producer.begin_transaction();
@@ -404,8 +422,6 @@ void Consumer::in_transaction(const messaging::Message& message, const std::func
     const PartitionListHandle offsets(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(offsets.get(), message.topic.c_str(), message.partition)->offset =
         message.offset + 1;
-    const std::unique_ptr<rd_kafka_consumer_group_metadata_t, void (*)(rd_kafka_consumer_group_metadata_t*)> group(
-        rd_kafka_consumer_group_metadata(rk_.get()), &rd_kafka_consumer_group_metadata_destroy);
     producer.send_offsets_to_transaction(*offsets, *group, timeout);
   } catch (...) {
     abort();
@@ -456,7 +472,17 @@ void Consumer::close_client() noexcept {
     auto& log = cppfly::detail::log();
     const bool reachable = commit_stored("stop");
     consumer_queue_.reset();  // before the client goes
-    if (transactional_) transactional_->close(cluster_timeout_);
+    if (transactional_) {
+      // A transaction of a handler that outlived the shutdown timeout still holds it: that producer
+      // is left to it (its transaction never commits: aborted by the broker's transaction timeout).
+      const std::unique_lock lock(transaction_mutex_, std::try_to_lock);
+      if (lock.owns_lock()) {
+        closing_ = true;
+        transactional_->close(cluster_timeout_);
+      } else {
+        log.warn("kafka: {}: a transaction is still under way; its producer is left open", description());
+      }
+    }
     // Leave the group within a bound: rd_kafka_consumer_close() may block for up to
     // session.timeout.ms when the coordinator is gone.
     bool closed = false;

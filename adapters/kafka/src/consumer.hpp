@@ -96,6 +96,7 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   std::function<std::unique_ptr<Producer>()> make_transactional_;
   std::mutex transaction_mutex_;             ///< one transaction at a time
   std::unique_ptr<Producer> transactional_;  ///< transactional subscriptions: made by start()
+  bool closing_{false};                      ///< under transaction_mutex_: no new transaction
 
   std::mutex lifecycle_;
   std::atomic<bool> stop_requested_{false};
