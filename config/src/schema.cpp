@@ -375,6 +375,7 @@ const std::vector<std::string>& known_scalar_keys() {
     for (const auto& child : listener_children()) {
       if (child.shape == Shape::scalar) out.push_back(fmt::format("pyfly.messaging.listener.{}", child.name));
     }
+    out.emplace_back("pyfly.context.shutdown-timeout");  // PyFly's, read by the listener containers
     return out;
   }();
   return keys;

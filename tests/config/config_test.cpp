@@ -585,3 +585,23 @@ TEST_CASE("declared topics: an environment variable overrides a declared value",
   const Config config = Config::load(options_for(path, Env{{"PYFLY_MESSAGING_KAFKA_TOPICS_ORDERS_PARTITIONS", "4"}}));
   CHECK(config.messaging().kafka.topics.at("orders").partitions == 4);
 }
+
+TEST_CASE("listener bounds and PyFly's shutdown timeout are read, from files and the environment", "[config]") {
+  const auto config = Config::from_string("pyfly:\n  messaging:\n    listener:\n      max-buffered-records: 500\n"
+                                          "      max_buffered_bytes: 1048576\n  context:\n    shutdown-timeout: 5s\n");
+  CHECK(config.messaging().listener.max_buffered_records == 500);
+  CHECK(config.messaging().listener.max_buffered_bytes == 1048576);
+  CHECK(config.messaging().listener.shutdown_timeout == std::chrono::seconds(5));
+  CHECK(Config::from_string("pyfly: {}\n").messaging().listener.shutdown_timeout == std::chrono::seconds(30));
+
+  const auto overridden = Config::from_string(
+      "pyfly: {}\n", "pyfly.yaml",
+      LoadOptions{.read_environment = true, .environment = std::map<std::string, std::string>{
+                                                {"PYFLY_CONTEXT_SHUTDOWN_TIMEOUT", "2s"}}});
+  CHECK(overridden.messaging().listener.shutdown_timeout == std::chrono::seconds(2));
+
+  CHECK_THROWS_WITH(Config::from_string("pyfly:\n  messaging:\n    listener:\n      max-buffered-records: 0\n"),
+                    Catch::Contains("pyfly.messaging.listener.max-buffered-records"));
+  CHECK_THROWS_WITH(Config::from_string("pyfly:\n  messaging:\n    listener:\n      max-buffered-bytes: 64MiB\n"),
+                    Catch::Contains("a number of bytes from 1024"));
+}
