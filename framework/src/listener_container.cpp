@@ -23,8 +23,10 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -75,11 +77,88 @@ struct Record {
   Failure failure{};           ///< the last one, for the dead-letter headers
 };
 
+/// A FIFO of records in chunks of 64 that are reused (a std::deque would allocate a block for every
+/// record this size, and free it on another thread). References stay valid until the record is popped.
+class RecordQueue {
+ public:
+  static constexpr std::size_t kChunk = 64;
+  struct Chunk {
+    std::array<std::optional<Record>, kChunk> slots;
+  };
+  /// Spare chunks, shared by the queues of one container (used under its lock).
+  using Pool = std::vector<std::unique_ptr<Chunk>>;
+
+  void use(Pool& pool) noexcept { pool_ = &pool; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  Record& front() { return *chunks_.front()->slots[head_]; }
+  Record& back() { return *chunks_.back()->slots[tail_ - 1]; }
+  Record& operator[](std::size_t i) {
+    const std::size_t at = head_ + i;
+    return *chunks_[at / kChunk]->slots[at % kChunk];
+  }
+  void push_back(Record&& record) {
+    if (chunks_.empty() || tail_ == kChunk) {
+      chunks_.push_back(take());
+      tail_ = 0;
+    }
+    chunks_.back()->slots[tail_++].emplace(std::move(record));
+    ++size_;
+  }
+  void pop_front() {
+    chunks_.front()->slots[head_++].reset();
+    --size_;
+    if (size_ == 0) {
+      release_all();
+    } else if (head_ == kChunk) {
+      give(std::move(chunks_.front()));
+      chunks_.pop_front();
+      head_ = 0;
+    }
+  }
+  void pop_back() {
+    chunks_.back()->slots[--tail_].reset();
+    --size_;
+    if (size_ == 0) {
+      release_all();
+    } else if (tail_ == 0) {
+      give(std::move(chunks_.back()));
+      chunks_.pop_back();
+      tail_ = kChunk;
+    }
+  }
+
+ private:
+  std::unique_ptr<Chunk> take() {
+    if (pool_ == nullptr || pool_->empty()) return std::make_unique<Chunk>();
+    auto chunk = std::move(pool_->back());
+    pool_->pop_back();
+    return chunk;
+  }
+  void give(std::unique_ptr<Chunk> chunk) {
+    if (pool_ != nullptr && pool_->size() < 64) pool_->push_back(std::move(chunk));
+  }
+  void release_all() {
+    while (!chunks_.empty()) {
+      give(std::move(chunks_.back()));
+      chunks_.pop_back();
+    }
+    head_ = 0;
+    tail_ = 0;
+  }
+
+  std::deque<std::unique_ptr<Chunk>> chunks_;
+  std::size_t head_{0};  ///< first record, in the first chunk
+  std::size_t tail_{0};  ///< after the last record, in the last chunk
+  std::size_t size_{0};
+  Pool* pool_{nullptr};
+};
+
 /// Records that run one after the other.
 struct Unit {
   Partition* partition{nullptr};
   std::string key;
-  std::deque<Record> queue;  ///< the head runs or waits; references stay valid on push_back
+  RecordQueue queue;  ///< the head runs or waits
   std::size_t running{0};    ///< records at the front a worker holds (it runs them one after the other)
   bool waiting{false};
 };
@@ -157,6 +236,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   std::string name;
 
   std::mutex mutex;
+  RecordQueue::Pool chunks;  ///< before `partitions`: outlives every queue that gives chunks back
   std::condition_variable wake;  ///< workers: a unit is ready, a timer moved, stopping
   std::condition_variable idle;  ///< stop/revoke: a running record finished
   std::condition_variable room;  ///< offer (block_when_full): below the bound again
@@ -171,6 +251,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   bool started{false};
   bool stopping{false};
   std::atomic<std::uint64_t> drains{0};  ///< counts revokes and the stop: a worker's run of records ends early
+  std::vector<Message> spares;            ///< handled records' messages, for offer(batch) to hand back
+  static constexpr std::size_t kSparesMax = 1024;
   bool stopped{false};
   bool paused{false};  ///< back-pressure: partitions were asked to pause
   FlowChanges flow;
@@ -424,8 +506,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       return;
     }
     for (std::size_t i = 0; i < settled; ++i) {
-      settle_locked(p, unit.queue.front().message.offset);
-      drop_record_locked(p, unit.queue.front());
+      Record& done = unit.queue.front();
+      settle_locked(p, done.message.offset);
+      drop_record_locked(p, done);
+      if (spares.size() < kSparesMax) spares.push_back(std::move(done.message));
       unit.queue.pop_front();
     }
     if (settled > 0) {
@@ -462,6 +546,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     if (unit.partition == nullptr) {
       unit.partition = &p;
       unit.key = key;
+      unit.queue.use(chunks);
     }
     unit.queue.push_back(Record{.message = std::move(message), .bytes = bytes});
     if (unit.running == 0 && !unit.waiting && unit.queue.size() == 1) {
@@ -607,8 +692,11 @@ void ListenerContainer::offer(std::vector<Message>& messages) {
       }
       s.note_flow_locked();
     }
+    messages.clear();
+    const std::size_t reuse = std::min(s.spares.size(), messages.capacity());
+    std::move(s.spares.end() - static_cast<std::ptrdiff_t>(reuse), s.spares.end(), std::back_inserter(messages));
+    s.spares.resize(s.spares.size() - reuse);
   }
-  messages.clear();
   if (woken == 1) {
     s.wake.notify_one();
   } else if (woken > 1) {

@@ -1,6 +1,7 @@
 #include "record.hpp"
 
 #include <string>
+#include <string_view>
 
 namespace cppfly::kafka::detail {
 
@@ -19,18 +20,34 @@ void read_headers(const void* source, std::vector<messaging::Headers::Entry>& in
 
 messaging::Message to_message(const rd_kafka_message_t& record) {
   messaging::Message message;
-  message.topic = rd_kafka_topic_name(record.rkt);
-  if (record.payload != nullptr) message.value.assign(static_cast<const char*>(record.payload), record.len);
-  if (record.key != nullptr) message.key.emplace(static_cast<const char*>(record.key), record.key_len);
-  std::vector<messaging::Headers::Entry> headers;
-  read_headers(&record, headers);
-  for (auto& [name, value] : headers) message.headers.add(std::move(name), std::move(value));
+  fill_message(message, record);
+  return message;
+}
+
+void fill_message(messaging::Message& message, const rd_kafka_message_t& record) {
+  message.topic.assign(rd_kafka_topic_name(record.rkt));
+  if (record.payload != nullptr) {
+    message.value.assign(static_cast<const char*>(record.payload), record.len);
+  } else {
+    message.value.clear();
+  }
+  if (record.key != nullptr) {
+    const std::string_view key(static_cast<const char*>(record.key), record.key_len);
+    if (message.key) {
+      message.key->assign(key);
+    } else {
+      message.key.emplace(key);
+    }
+  } else {
+    message.key.reset();
+  }
+  messaging::DeferredHeaders::read_now(message.headers, &record, &read_headers);
   message.partition = record.partition;
   message.offset = record.offset;
   rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
   const auto timestamp = rd_kafka_message_timestamp(&record, &type);
   message.timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : timestamp;
-  return message;
+  message.attempt = 1;
 }
 
 }  // namespace cppfly::kafka::detail

@@ -15,5 +15,7 @@ void read_headers(const void* record, std::vector<messaging::Headers::Entry>& in
 
 /// An owning Message of `record`: topic, value, key, headers, partition, offset, timestamp.
 [[nodiscard]] messaging::Message to_message(const rd_kafka_message_t& record);
+/// The same into `message`, every field replaced (attempt 1), its strings' capacity reused.
+void fill_message(messaging::Message& message, const rd_kafka_message_t& record);
 
 }  // namespace cppfly::kafka::detail

@@ -75,7 +75,9 @@ class ListenerContainer {
   /// ContainerRuntime). Inline: runs it, and its retries, before returning; when it ends unsettled
   /// (retries exhausted, no dead-letter topic) the handler's last exception comes out.
   void offer(Message message);
-  /// The same for several records under one lock (a fetch loop's batch); `messages` is left empty.
+  /// The same for several records under one lock (a fetch loop's batch). Every message is taken;
+  /// `messages` comes back holding spare ones (handled records whose strings keep their capacity)
+  /// for the caller to refill, or empty.
   void offer(std::vector<Message>& messages);
   /// Partitions taken away: their queued and waiting records are dropped (not settled: read again by
   /// the next owner), running ones get up to the shutdown timeout. Returns their final positions.

@@ -98,6 +98,12 @@ struct DeferredHeaders {
   }
   /// The record goes away: headers not read by now are never needed.
   static void forget(Headers& headers) noexcept { headers.record_.store(nullptr, std::memory_order_release); }
+  /// Replaces `headers` with what `read(record, entries)` gives, now (the entries keep their capacity).
+  static void read_now(Headers& headers, const void* record, Headers::Reader read) {
+    headers.record_.store(nullptr, std::memory_order_relaxed);
+    headers.entries_.clear();
+    read(record, headers.entries_);
+  }
 };
 
 /// What a handler sees: the record as it came from the broker.
