@@ -251,6 +251,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   bool started{false};
   bool stopping{false};
   std::atomic<std::uint64_t> drains{0};  ///< counts revokes and the stop: a worker's run of records ends early
+  std::atomic<bool> halted{false};        ///< stop() began (read by inline runs without the lock)
+  std::atomic<std::size_t> inline_running{0};
   std::vector<Message> spares;            ///< handled records' messages, for offer(batch) to hand back
   static constexpr std::size_t kSparesMax = 1024;
   bool stopped{false};
@@ -380,7 +382,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   /// Runs the record once (or its pending dead-letter publish). `retry_in` is set for Outcome::retry.
   /// Inline, an exhausted record without a dead-letter topic ends `unsettled` with `error` set.
-  Outcome attempt(Record& record, Partition& p, std::chrono::milliseconds& retry_in, std::exception_ptr& error) {
+  Outcome attempt(Record& record, Partition* p, std::chrono::milliseconds& retry_in, std::exception_ptr& error) {
     const auto& policy = subscription.container.failure;
     if (record.dead_letter_due) {
       if (dead_letter(record)) return Outcome::settled;
@@ -389,7 +391,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     }
     record.message.attempt = record.failures + 1;
     const CurrentRun outer = current_run;
-    current_run = {this, &p};
+    current_run = {this, p};
     struct Restore {
       CurrentRun outer;
       ~Restore() { current_run = outer; }
@@ -486,7 +488,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     bool failed = false;
     for (std::size_t i = 0; i < held; ++i) {
       if (i > 0 && drains.load(std::memory_order_relaxed) != drains_at_start) break;  // revoke or stop: no more
-      if (attempt(*records[i], p, retry_in, error) != Outcome::settled) {
+      if (attempt(*records[i], &p, retry_in, error) != Outcome::settled) {
         failed = true;
         break;
       }
@@ -556,6 +558,35 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     return false;
   }
 
+  /// Inline: runs the record and its retries on this thread. No offsets, bounds or partitions are
+  /// kept (nothing commits them); stop() waits for inline runs through `inline_running`.
+  void run_inline(Message&& message) {
+    inline_running.fetch_add(1);
+    struct Leave {
+      State& s;
+      ~Leave() {
+        s.inline_running.fetch_sub(1);
+        if (s.halted.load()) {
+          const std::lock_guard lock(s.mutex);
+          s.idle.notify_all();
+        }
+      }
+    } leave{*this};
+    if (halted.load()) return;  // stopped: dropped
+    Record record{.message = std::move(message)};
+    std::exception_ptr error;
+    for (;;) {
+      std::chrono::milliseconds retry_in{0};
+      if (attempt(record, nullptr, retry_in, error) != Outcome::retry) break;
+      std::unique_lock lock(mutex);
+      if (wake.wait_for(lock, retry_in, [&] { return halted.load(); })) {
+        detail::log().info("listener {}: {} not retried: stopping", name, where(record.message));
+        break;
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
   void start_workers() {
     for (int i = 0; i < subscription.container.concurrency; ++i) {
       workers.emplace_back();
@@ -614,9 +645,13 @@ void ListenerContainer::assign(const std::vector<TopicPartition>& partitions) {
 
 void ListenerContainer::offer(Message message) {
   State& s = *state_;
+  if (s.runtime.inline_execution) {
+    s.run_inline(std::move(message));
+    return;
+  }
   std::unique_lock lock(s.mutex);
   if (s.stopping) return;  // stopped: not settled, read again later
-  if (s.runtime.block_when_full && !s.runtime.inline_execution && current_run.state != &s) {
+  if (s.runtime.block_when_full && current_run.state != &s) {
     s.room.wait(lock, [&] { return s.stopping || !s.full(); });
     if (s.stopping) return;
   }
@@ -630,37 +665,6 @@ void ListenerContainer::offer(Message message) {
   ++p->buffered;
   ++s.buffered_records;
   s.buffered_bytes += bytes;
-
-  if (s.runtime.inline_execution) {
-    ++p->running;
-    ++s.running;
-    lock.unlock();
-    Record record{.message = std::move(message), .bytes = bytes};
-    Outcome outcome = Outcome::unsettled;
-    std::exception_ptr error;
-    for (;;) {
-      std::chrono::milliseconds retry_in{0};
-      outcome = s.attempt(record, *p, retry_in, error);
-      if (outcome != Outcome::retry) break;
-      lock.lock();
-      const bool stopped = s.wake.wait_for(lock, retry_in, [&] { return s.stopping || p->draining; });
-      lock.unlock();
-      if (stopped) {
-        detail::log().info("listener {}: {} not retried: stopping", s.name, where(record.message));
-        break;
-      }
-    }
-    lock.lock();
-    --p->running;
-    --s.running;
-    if (outcome == Outcome::settled && !p->gone) s.settle_locked(*p, record.message.offset);
-    s.drop_record_locked(*p, record);
-    s.idle.notify_all();
-    if (p->gone && p->running == 0) std::erase_if(s.gone, [&](const auto& g) { return g.get() == p; });
-    lock.unlock();
-    if (error) std::rethrow_exception(error);
-    return;
-  }
 
   if (s.queue_locked(*p, std::move(message), bytes)) s.wake.notify_one();
   s.note_flow_locked();
@@ -767,6 +771,7 @@ std::vector<Position> ListenerContainer::stop() {
   std::unique_lock lock(s.mutex);
   if (s.stopping) return {};
   s.stopping = true;
+  s.halted.store(true);
   s.drains.fetch_add(1);
   for (auto& [id, p] : s.partitions) {
     p->draining = true;
@@ -774,10 +779,11 @@ std::vector<Position> ListenerContainer::stop() {
   }
   s.wake.notify_all();
   s.room.notify_all();
-  if (!s.await_drained(lock, [&] { return s.running <= s.excluded; })) {
+  if (!s.await_drained(lock, [&] { return s.running + s.inline_running.load() <= s.excluded; })) {
     detail::log().warn("listener {}: {} handler(s) still run after the shutdown timeout ({} ms); stopping without "
                        "them (their records are delivered again)",
-                       s.name, s.running - s.excluded, s.subscription.container.shutdown_timeout.count());
+                       s.name, s.running + s.inline_running.load() - s.excluded,
+                       s.subscription.container.shutdown_timeout.count());
   }
   std::vector<Position> positions;
   for (auto& [id, p] : s.partitions) {
@@ -813,7 +819,7 @@ ListenerContainer::StopFromHandler::StopFromHandler() noexcept {
   State& s = *current_run.state;
   const std::lock_guard lock(s.mutex);
   ++s.excluded;
-  ++current_run.partition->excluded;
+  if (current_run.partition != nullptr) ++current_run.partition->excluded;
   state_ = &s;
   s.idle.notify_all();
 }
@@ -823,7 +829,7 @@ ListenerContainer::StopFromHandler::~StopFromHandler() {
   auto& s = *static_cast<State*>(state_);
   const std::lock_guard lock(s.mutex);
   --s.excluded;
-  --current_run.partition->excluded;
+  if (current_run.partition != nullptr) --current_run.partition->excluded;
 }
 
 }  // namespace cppfly::messaging
