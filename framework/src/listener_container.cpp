@@ -461,7 +461,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       }
       if (stopping) return;
       if (!timers.empty()) {
-        wake.wait_until(lock, timers.begin()->first);
+        const Clock::time_point due = timers.begin()->first;  // a copy: another worker may erase the timer
+        wake.wait_until(lock, due);
       } else {
         wake.wait(lock);
       }
