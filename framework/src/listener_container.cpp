@@ -451,7 +451,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     std::unique_lock lock(mutex);
     for (;;) {
       promote_due_locked(Clock::now());
-      if (!ready.empty()) {
+      if (!ready.empty() && !halted.load()) {
         Unit* unit = ready.front();
         ready.pop_front();
         self.busy = true;
@@ -753,6 +753,13 @@ std::vector<Position> ListenerContainer::take_positions() {
     if (p->offsets.position() != p->reported && p->offsets.position() >= 0) positions.push_back(s.position_of(*p));
   }
   return positions;
+}
+
+void ListenerContainer::halt() noexcept {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  s.halted.store(true);
+  s.drains.fetch_add(1);
 }
 
 bool ListenerContainer::has_news() const noexcept { return state_->news.load(std::memory_order_relaxed); }

@@ -128,7 +128,12 @@ void Consumer::start() {
   cppfly::detail::log().info("kafka: {} started (group id {})", description(), group_id_);
 }
 
-void Consumer::request_stop() noexcept { stop_requested_.store(true); }
+void Consumer::request_stop() noexcept {
+  stop_requested_.store(true);
+  // Records queued in the container start no more; the fetch thread stops it when it sees the request.
+  const std::lock_guard lock(lifecycle_);
+  if (container_) container_->halt();
+}
 
 bool Consumer::join() noexcept {
   const std::lock_guard lock(lifecycle_);

@@ -88,6 +88,9 @@ class ListenerContainer {
   [[nodiscard]] bool has_news() const noexcept;
   /// Partitions to pause or resume since the last call.
   [[nodiscard]] FlowChanges take_flow_changes();
+  /// No record starts from now on (running ones finish); stop() follows. For a stop requested on
+  /// another thread than the one that will call stop().
+  void halt() noexcept;
   /// Stops: drops queued and waiting records, lets running handlers finish within the shutdown
   /// timeout (a handler that calls the adapter's stop() is not waited for), returns the final position
   /// of every partition. Idempotent (a second call returns nothing).
