@@ -276,7 +276,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     return buffered_records <= o.max_buffered_records / 2 && buffered_bytes <= o.max_buffered_bytes / 2;
   }
   void note_flow_locked() {
-    if (runtime.block_when_full) return;
+    if (runtime.block_when_full || stopping) return;  // stopped: the fetch loop asks nothing more
     if (!paused && full()) {
       paused = true;
       for (auto& [id, p] : partitions) {

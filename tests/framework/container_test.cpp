@@ -305,6 +305,32 @@ TEST_CASE("container: above its bound it asks for the partitions behind to pause
   container.stop();
 }
 
+TEST_CASE("container: once stopped it asks the fetch loop for nothing, woken or not", "[container][backpressure]") {
+  DeadLetters dead_letters;
+  Board board;
+  std::atomic<int> wakes{0};
+  ListenerContainer container(Subscription{.topic = "t",
+                                           .handler = [&](const Message& m) {
+                                             board.hold();
+                                             board.note(m);
+                                           },
+                                           .group = "g",
+                                           .container = {.max_buffered_records = 4, .shutdown_timeout = 5s}},
+                              dead_letters,
+                              ContainerRuntime{.assign_on_offer = false, .wake = [&] { ++wakes; }});
+  container.start();
+  container.assign({{"t", 0}});
+  for (int i = 0; i < 8; ++i) container.offer(record(0, i, "k"));
+  REQUIRE(container.take_flow_changes().pause.size() == 1);
+  REQUIRE(board.wait_for_held(1));
+  std::thread opener([&] { board.open(); });
+  container.stop();  // drops the queue: below the low mark, but stopped: no resume, no wake
+  opener.join();
+  CHECK(container.revoke({{"t", 0}}).empty());
+  CHECK(container.take_flow_changes().empty());
+  CHECK(wakes.load() == 0);
+}
+
 TEST_CASE("container: the threaded memory broker bounds what is buffered and loses nothing", "[container][backpressure]") {
   InMemoryMessageBroker broker({.threaded = true});
   Board board;

@@ -483,7 +483,6 @@ void Consumer::close_client() noexcept {
   try {
     auto& log = cppfly::detail::log();
     const bool reachable = commit_stored("stop");
-    consumer_queue_.reset();  // before the client goes
     if (transactional_) {
       // A transaction of a handler that outlived the shutdown timeout still holds it: that producer
       // is left to it (its transaction never commits: aborted by the broker's transaction timeout).
@@ -518,6 +517,7 @@ void Consumer::close_client() noexcept {
         closed = rd_kafka_consumer_closed(rk_.get()) != 0;
       }
     }
+    consumer_queue_.reset();  // before the client goes
     if (closed) {
       rk_.reset();
     } else {
