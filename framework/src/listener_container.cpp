@@ -68,13 +68,18 @@ std::string where(const Message& message) {
 
 struct Partition;
 
+/// How a record's attempts went so far.
+struct Progress {
+  int failures{0};               ///< failed attempts so far
+  bool dead_letter_due{false};   ///< given up on: only its dead-letter publish is left (it failed before)
+  int dead_letter_failures{0};
+  Failure failure{};             ///< the last one, for the dead-letter headers
+};
+
 struct Record {
   Message message;
   std::size_t bytes{0};
-  int failures{0};             ///< failed attempts so far
-  bool dead_letter_due{false};  ///< given up on: only its dead-letter publish is left (it failed before)
-  int dead_letter_failures{0};
-  Failure failure{};           ///< the last one, for the dead-letter headers
+  Progress progress{};
 };
 
 /// A FIFO of records in chunks of 64 that are reused (a std::deque would allocate a block for every
@@ -252,7 +257,6 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   bool stopping{false};
   std::atomic<std::uint64_t> drains{0};  ///< counts revokes and the stop: a worker's run of records ends early
   std::atomic<bool> halted{false};        ///< stop() began (read by inline runs without the lock)
-  std::atomic<std::size_t> inline_running{0};
   std::vector<Message> spares;            ///< handled records' messages, for offer(batch) to hand back
   static constexpr std::size_t kSparesMax = 1024;
   bool stopped{false};
@@ -352,44 +356,44 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   // --- one attempt ---------------------------------------------------------------------------
   /// Publishes `record` to the dead-letter topic; false when that failed (logged).
-  bool dead_letter(Record& record) {
+  bool dead_letter(Progress& progress, const Message& message) {
     const auto& policy = subscription.container.failure;
-    const int retries = std::max(0, record.failures - 1);
+    const int retries = std::max(0, progress.failures - 1);
     try {
-      dead_letters.publish(policy.dead_letter_topic, record.message.value,
-                           dead_letter_options(record.message, record.failure.type, record.failure.message, retries,
+      dead_letters.publish(policy.dead_letter_topic, message.value,
+                           dead_letter_options(message, progress.failure.type, progress.failure.message, retries,
                                                policy.group));
     } catch (const std::exception& e) {
-      ++record.dead_letter_failures;
+      ++progress.dead_letter_failures;
       detail::log().error("listener {}: {} could not be sent to dead-letter topic '{}' ({}); it is held and tried "
                           "again in {} ms",
-                          name, where(record.message), policy.dead_letter_topic, e.what(),
-                          dead_letter_backoff(record).count());
-      record.dead_letter_due = true;
+                          name, where(message), policy.dead_letter_topic, e.what(),
+                          dead_letter_backoff(progress).count());
+      progress.dead_letter_due = true;
       return false;
     }
     detail::log().warn("listener {}: {} sent to dead-letter topic '{}' after {} retries: {}: {}", name,
-                       where(record.message), policy.dead_letter_topic, retries, record.failure.type,
-                       record.failure.message);
+                       where(message), policy.dead_letter_topic, retries, progress.failure.type,
+                       progress.failure.message);
     return true;
   }
 
-  [[nodiscard]] static std::chrono::milliseconds dead_letter_backoff(const Record& record) {
+  [[nodiscard]] static std::chrono::milliseconds dead_letter_backoff(const Progress& progress) {
     std::chrono::milliseconds wait{1000};
-    for (int i = 1; i < record.dead_letter_failures && wait < kDeadLetterBackoffMax; ++i) wait *= 2;
+    for (int i = 1; i < progress.dead_letter_failures && wait < kDeadLetterBackoffMax; ++i) wait *= 2;
     return std::min(wait, kDeadLetterBackoffMax);
   }
 
   /// Runs the record once (or its pending dead-letter publish). `retry_in` is set for Outcome::retry.
   /// Inline, an exhausted record without a dead-letter topic ends `unsettled` with `error` set.
-  Outcome attempt(Record& record, Partition* p, std::chrono::milliseconds& retry_in, std::exception_ptr& error) {
+  Outcome attempt(Progress& progress, const Message& message, Partition* p, std::chrono::milliseconds& retry_in,
+                  std::exception_ptr& error) {
     const auto& policy = subscription.container.failure;
-    if (record.dead_letter_due) {
-      if (dead_letter(record)) return Outcome::settled;
-      retry_in = dead_letter_backoff(record);
+    if (progress.dead_letter_due) {
+      if (dead_letter(progress, message)) return Outcome::settled;
+      retry_in = dead_letter_backoff(progress);
       return Outcome::retry;
     }
-    record.message.attempt = record.failures + 1;
     const CurrentRun outer = current_run;
     current_run = {this, p};
     struct Restore {
@@ -398,33 +402,33 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     } restore{outer};
     try {
       if (runtime.around_handler) {
-        runtime.around_handler(record.message, [&] { subscription.handler(record.message); });
+        runtime.around_handler(message, [&] { subscription.handler(message); });
       } else {
-        subscription.handler(record.message);
+        subscription.handler(message);
       }
       return Outcome::settled;
     } catch (const PayloadDecodeError&) {
-      record.failure = describe_current_exception();
-      ++record.failures;
+      progress.failure = describe_current_exception();
+      ++progress.failures;
       if (policy.dead_letter_topic.empty()) {
-        detail::log().error("listener {}: {} skipped, payload cannot be decoded: {}", name, where(record.message),
-                            record.failure.message);
+        detail::log().error("listener {}: {} skipped, payload cannot be decoded: {}", name, where(message),
+                            progress.failure.message);
         return Outcome::settled;
       }
-      record.failures = 1;  // not retried: x-retry-count 0
+      progress.failures = 1;  // not retried: x-retry-count 0
     } catch (...) {
-      record.failure = describe_current_exception();
-      ++record.failures;
+      progress.failure = describe_current_exception();
+      ++progress.failures;
       const int retries = std::max(0, policy.retry.retries);
-      if (record.failures <= retries) {
-        retry_in = policy.retry.delay_before(record.failures);
-        detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms", name, where(record.message),
-                           record.failure.type, record.failure.message, record.failures, retries, retry_in.count());
+      if (progress.failures <= retries) {
+        retry_in = policy.retry.delay_before(progress.failures);
+        detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms", name, where(message),
+                           progress.failure.type, progress.failure.message, progress.failures, retries, retry_in.count());
         return Outcome::retry;
       }
       if (policy.dead_letter_topic.empty()) {
         detail::log().error("listener {}: {} failed after {} retries, no dead-letter topic: {}: {}; skipped", name,
-                            where(record.message), retries, record.failure.type, record.failure.message);
+                            where(message), retries, progress.failure.type, progress.failure.message);
         if (runtime.inline_execution) {
           error = std::current_exception();
           return Outcome::unsettled;
@@ -432,8 +436,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
         return Outcome::settled;
       }
     }
-    if (dead_letter(record)) return Outcome::settled;
-    retry_in = dead_letter_backoff(record);
+    if (dead_letter(progress, message)) return Outcome::settled;
+    retry_in = dead_letter_backoff(progress);
     return Outcome::retry;
   }
 
@@ -489,7 +493,9 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     bool failed = false;
     for (std::size_t i = 0; i < held; ++i) {
       if (i > 0 && drains.load(std::memory_order_relaxed) != drains_at_start) break;  // revoke or stop: no more
-      if (attempt(*records[i], &p, retry_in, error) != Outcome::settled) {
+      Record& record = *records[i];
+      record.message.attempt = record.progress.failures + 1;
+      if (attempt(record.progress, record.message, &p, retry_in, error) != Outcome::settled) {
         failed = true;
         break;
       }
@@ -560,30 +566,27 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   }
 
   /// Inline: runs the record and its retries on this thread. No offsets, bounds or partitions are
-  /// kept (nothing commits them); stop() waits for inline runs through `inline_running`.
-  void run_inline(Message&& message) {
-    inline_running.fetch_add(1);
-    struct Leave {
-      State& s;
-      ~Leave() {
-        s.inline_running.fetch_sub(1);
-        if (s.halted.load()) {
-          const std::lock_guard lock(s.mutex);
-          s.idle.notify_all();
-        }
-      }
-    } leave{*this};
-    if (halted.load()) return;  // stopped: dropped
-    Record record{.message = std::move(message)};
+  /// kept (nothing commits them), and stop() does not wait for inline runs: the adapter that calls
+  /// them does (stop() cuts their retry waits short).
+  void run_inline(const Message& message) {
+    if (halted.load(std::memory_order_relaxed)) return;  // stopped: dropped
+    // The first attempt sees the publisher's message (attempt 1); a retry, a copy with its count.
+    Progress progress;
+    std::optional<Message> copy;
+    const Message* current = &message;
     std::exception_ptr error;
     for (;;) {
       std::chrono::milliseconds retry_in{0};
-      if (attempt(record, nullptr, retry_in, error) != Outcome::retry) break;
+      if (attempt(progress, *current, nullptr, retry_in, error) != Outcome::retry) break;
       std::unique_lock lock(mutex);
       if (wake.wait_for(lock, retry_in, [&] { return halted.load(); })) {
-        detail::log().info("listener {}: {} not retried: stopping", name, where(record.message));
+        detail::log().info("listener {}: {} not retried: stopping", name, where(message));
         break;
       }
+      lock.unlock();
+      if (!copy) copy.emplace(message);
+      copy->attempt = progress.failures + 1;
+      current = &*copy;
     }
     if (error) std::rethrow_exception(error);
   }
@@ -647,7 +650,7 @@ void ListenerContainer::assign(const std::vector<TopicPartition>& partitions) {
 void ListenerContainer::offer(Message message) {
   State& s = *state_;
   if (s.runtime.inline_execution) {
-    s.run_inline(std::move(message));
+    s.run_inline(message);
     return;
   }
   std::unique_lock lock(s.mutex);
@@ -669,6 +672,14 @@ void ListenerContainer::offer(Message message) {
 
   if (s.queue_locked(*p, std::move(message), bytes)) s.wake.notify_one();
   s.note_flow_locked();
+}
+
+void ListenerContainer::deliver(const Message& message) {
+  if (state_->runtime.inline_execution) {
+    state_->run_inline(message);
+  } else {
+    offer(Message(message));
+  }
 }
 
 void ListenerContainer::offer(std::vector<Message>& messages) {
@@ -787,11 +798,10 @@ std::vector<Position> ListenerContainer::stop() {
   }
   s.wake.notify_all();
   s.room.notify_all();
-  if (!s.await_drained(lock, [&] { return s.running + s.inline_running.load() <= s.excluded; })) {
+  if (!s.await_drained(lock, [&] { return s.running <= s.excluded; })) {
     detail::log().warn("listener {}: {} handler(s) still run after the shutdown timeout ({} ms); stopping without "
                        "them (their records are delivered again)",
-                       s.name, s.running + s.inline_running.load() - s.excluded,
-                       s.subscription.container.shutdown_timeout.count());
+                       s.name, s.running - s.excluded, s.subscription.container.shutdown_timeout.count());
   }
   std::vector<Position> positions;
   for (auto& [id, p] : s.partitions) {

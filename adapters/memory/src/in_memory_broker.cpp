@@ -204,7 +204,7 @@ void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, P
   std::exception_ptr first_error;
   auto call = [&](ListenerContainer& container) {
     try {
-      container.offer(message);
+      container.deliver(message);
     } catch (...) {
       if (!first_error) first_error = std::current_exception();
     }

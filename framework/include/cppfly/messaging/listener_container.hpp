@@ -35,7 +35,8 @@ struct Position {
 /// What an adapter tells the container about how it feeds it.
 struct ContainerRuntime {
   /// Run each record on the thread that offers it, retries included (waits then block that
-  /// thread); no worker threads. The in-memory broker's default: deterministic tests.
+  /// thread); no worker threads, and stop() does not wait for such runs (the adapter does; stop()
+  /// cuts their retry waits short). The in-memory broker's default: deterministic tests.
   bool inline_execution{false};
   /// Above the buffer bound offer() waits for room (true), or the container asks for the partitions
   /// to be paused (false: take_flow_changes()).
@@ -75,6 +76,9 @@ class ListenerContainer {
   /// ContainerRuntime). Inline: runs it, and its retries, before returning; when it ends unsettled
   /// (retries exhausted, no dead-letter topic) the handler's last exception comes out.
   void offer(Message message);
+  /// offer() for a message the caller keeps: inline, it runs without a copy (one is made only for a
+  /// retry); threaded, it is copied.
+  void deliver(const Message& message);
   /// The same for several records under one lock (a fetch loop's batch). Every message is taken;
   /// `messages` comes back holding spare ones (handled records whose strings keep their capacity)
   /// for the caller to refill, or empty.
