@@ -260,7 +260,6 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   std::vector<Message> spares;            ///< handled records' messages, for offer(batch) to hand back
   static constexpr std::size_t kSparesMax = 1024;
   bool stopped{false};
-  bool paused{false};  ///< back-pressure: partitions were asked to pause
   FlowChanges flow;
   std::atomic<bool> news{false};
 
@@ -279,28 +278,34 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     const auto& o = subscription.container;
     return buffered_records <= o.max_buffered_records / 2 && buffered_bytes <= o.max_buffered_bytes / 2;
   }
+  /// Pauses a partition whose records fill its share of the bound (the bound divided among the
+  /// assigned partitions: one partition's backlog cannot take the whole buffer and leave the others'
+  /// workers idle), or any partition with records buffered while the whole bound is full. Resumes one
+  /// once it holds at most half its share and the whole buffer is at most half full.
   void note_flow_locked() {
     if (runtime.block_when_full || stopping) return;  // stopped: the fetch loop asks nothing more
-    if (!paused && full()) {
-      paused = true;
-      for (auto& [id, p] : partitions) {
-        if (p->buffered > 0 && !p->paused && !p->draining) {
+    const std::size_t assigned = std::max<std::size_t>(1, partitions.size());
+    const std::size_t share = std::max<std::size_t>(1, subscription.container.max_buffered_records / assigned);
+    const bool over = full();
+    const bool low = below_low_mark();
+    bool changed = false;
+    bool resumed = false;
+    for (auto& [id, p] : partitions) {
+      if (p->draining) continue;
+      if (!p->paused) {
+        if (p->buffered > 0 && (over || p->buffered >= share)) {
           p->paused = true;
           flow.pause.push_back(id);
+          changed = true;
         }
+      } else if (low && p->buffered <= share / 2) {
+        p->paused = false;
+        flow.resume.push_back(id);
+        changed = resumed = true;
       }
-      news.store(true);
-    } else if (paused && below_low_mark()) {
-      paused = false;
-      for (auto& [id, p] : partitions) {
-        if (p->paused) {
-          p->paused = false;
-          flow.resume.push_back(id);
-        }
-      }
-      news.store(true);
-      if (runtime.wake) runtime.wake();
     }
+    if (changed) news.store(true);
+    if (resumed && runtime.wake) runtime.wake();
   }
 
   // --- units --------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ struct ContainerRuntime {
   /// Partitions exist on first use (true), or only between assign() and revoke() (false: a record
   /// of another partition is dropped).
   bool assign_on_offer{false};
-  /// Called (on any thread) when take_flow_changes() or take_positions() has news: wakes the fetch loop.
+  /// Called when partitions are to be resumed: wakes the fetch loop. It runs on any thread with the
+  /// container's lock held: it must not call the container.
   std::function<void()> wake{};
   /// When set, each attempt runs as around_handler(message, handle): the adapter's context for the
   /// handler (Kafka: a transaction that also commits the record's offset). It calls handle() once and
