@@ -269,6 +269,8 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
     log.info("kafka: {}: assigned partitions {}", description(), partitions_text(partitions));
     container_->assign(partitions_of(partitions));
+    // The container starts them unpaused; librdkafka may still hold a pause from before a revoke.
+    rd_kafka_resume_partitions(rk, partitions);
     if (cooperative) {
       const ErrorHandle error(rd_kafka_incremental_assign(rk, partitions));
       if (error) log.error("kafka: {}: assign failed: {}", description(), rd_kafka_error_string(error.get()));
