@@ -94,6 +94,9 @@ std::map<std::string, std::vector<int>> sequences(const std::vector<Message>& se
   return out;
 }
 
+/// prefix + n, appended: `"k" + std::to_string(n)` trips GCC 12's -Wrestrict at -O3.
+std::string numbered(const char* prefix, int n) { return std::string(prefix).append(std::to_string(n)); }
+
 bool ascending(const std::vector<int>& v) { return std::is_sorted(v.begin(), v.end()) && std::adjacent_find(v.begin(), v.end()) == v.end(); }
 
 }  // namespace
@@ -125,7 +128,7 @@ TEST_CASE("container: key ordering with concurrency 8 keeps each key in order an
   constexpr int kKeys = 50;
   constexpr int kPerKey = 40;
   for (int i = 0; i < kPerKey; ++i) {
-    for (int k = 0; k < kKeys; ++k) broker.publish("t", std::to_string(i), {.key = "key-" + std::to_string(k), .partition = 0});
+    for (int k = 0; k < kKeys; ++k) broker.publish("t", std::to_string(i), {.key = numbered("key-", k), .partition = 0});
   }
   REQUIRE(board.wait_for_count(kKeys * kPerKey));
   opener.join();
@@ -157,7 +160,7 @@ TEST_CASE("container: partition ordering with concurrency 8 keeps each partition
     if (board.wait_for_held(2)) board.open();
   });
   for (int i = 0; i < 200; ++i) {
-    for (int p = 0; p < 4; ++p) broker.publish("t", std::to_string(i), {.key = "k" + std::to_string(i % 7), .partition = p});
+    for (int p = 0; p < 4; ++p) broker.publish("t", std::to_string(i), {.key = numbered("k", i % 7), .partition = p});
   }
   REQUIRE(board.wait_for_count(800));
   opener.join();
@@ -207,7 +210,7 @@ TEST_CASE("container: exhausted retries go to the dead-letter topic and the unit
                    .handler =
                        [&](const Message& m) {
                          board.note(m);
-                         if (m.value == "poison") throw std::runtime_error("bad " + m.value);
+                         if (m.value == "poison") throw std::runtime_error(std::string("bad ").append(m.value));
                        },
                    .group = "g",
                    .container = {.ordering = Ordering::key,
@@ -253,7 +256,7 @@ TEST_CASE("container: the position is the lowest unsettled offset while later ke
                               dead_letters, ContainerRuntime{.assign_on_offer = true});
   container.start();
   container.offer(record(0, 10, "A"));
-  for (int i = 11; i < 20; ++i) container.offer(record(0, i, "B" + std::to_string(i % 3)));
+  for (int i = 11; i < 20; ++i) container.offer(record(0, i, numbered("B", i % 3)));
   REQUIRE(board.wait_for_count(9));  // every B* record: done
   REQUIRE(board.wait_for_held(1));
   auto positions = container.take_positions();
@@ -370,7 +373,7 @@ TEST_CASE("container: the threaded memory broker bounds what is buffered and los
                                 .container = {.ordering = Ordering::key, .concurrency = 2, .max_buffered_records = 8}});
   broker.start();
   for (int i = 0; i < 2000; ++i) {
-    broker.publish("t", std::to_string(i), {.key = "k" + std::to_string(i % 5)});
+    broker.publish("t", std::to_string(i), {.key = numbered("k", i % 5)});
     ++published;
   }
   REQUIRE(board.wait_for_count(2000));
