@@ -97,6 +97,18 @@ std::map<std::string, std::vector<int>> sequences(const std::vector<Message>& se
 /// prefix + n, appended: `"k" + std::to_string(n)` trips GCC 12's -Wrestrict at -O3.
 std::string numbered(const char* prefix, int n) { return std::string(prefix).append(std::to_string(n)); }
 
+/// Opens the board's gate once the container holds `n` records (a stop or revoke dropped the rest):
+/// the held handler then finishes while the stop or revoke waits for it, never before.
+std::thread open_when_buffered(Board& board, const ListenerContainer& container, std::size_t n) {
+  return std::thread([&board, &container, n] {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (container.buffered() > n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    board.open();
+  });
+}
+
 bool ascending(const std::vector<int>& v) { return std::is_sorted(v.begin(), v.end()) && std::adjacent_find(v.begin(), v.end()) == v.end(); }
 
 }  // namespace
@@ -398,10 +410,10 @@ TEST_CASE("container: stop drops what waits, lets the running handler finish wit
       dead_letters, ContainerRuntime{.assign_on_offer = true});
   container.start();
   container.offer(record(0, 0, "k"));  // runs, held at the gate
+  REQUIRE(board.wait_for_held(1));
   container.offer(record(0, 1, "k"));  // queued behind it
   container.offer(record(1, 7, "k"));  // fails, waits 60 s for its retry
-  REQUIRE(board.wait_for_held(1));
-  std::thread opener([&] { board.open(); });
+  std::thread opener = open_when_buffered(board, container, 1);  // once stop() dropped offsets 1 and 7
   const auto start = std::chrono::steady_clock::now();
   auto positions = container.stop();
   opener.join();
@@ -451,9 +463,9 @@ TEST_CASE("container: revoke drops the partition's queued records and returns it
   container.start();
   container.assign({{"t", 0}, {"t", 1}});
   container.offer(record(0, 0, "k"));
-  container.offer(record(0, 1, "k"));
   REQUIRE(board.wait_for_held(1));
-  std::thread opener([&] { board.open(); });
+  container.offer(record(0, 1, "k"));
+  std::thread opener = open_when_buffered(board, container, 1);  // once revoke() dropped offset 1
   const auto revoked = container.revoke({{"t", 0}});
   opener.join();
   REQUIRE(revoked.size() == 1);
