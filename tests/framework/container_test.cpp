@@ -356,6 +356,7 @@ TEST_CASE("container: once stopped it asks the fetch loop for nothing, woken or 
   for (int i = 0; i < 8; ++i) container.offer(record(0, i, "k"));
   REQUIRE(container.take_flow_changes().pause.size() == 1);
   REQUIRE(board.wait_for_held(1));
+  container.halt();  // nothing starts any more: the held record is the last to settle (7 stay buffered)
   std::thread opener([&] { board.open(); });
   container.stop();  // drops the queue: below the low mark, but stopped: no resume, no wake
   opener.join();
