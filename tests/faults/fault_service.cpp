@@ -31,9 +31,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <future>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -119,17 +121,30 @@ cppfly::messaging::ListenerOptions listener_options() {
           .transactional = env("FAULT_TRANSACTIONAL") == "1"};
 }
 
-/// The broker, for FAULT_FORWARD (set by the after-start hook; a record may come before it).
-std::atomic<cppfly::messaging::MessageBrokerPort*> forward_broker{nullptr};
-
-cppfly::messaging::MessageBrokerPort& await_broker() {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (forward_broker.load() == nullptr) {
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("no broker within 30 s");
-    std::this_thread::sleep_for(1ms);
+/// The broker, for FAULT_FORWARD: set by the after-start hook, and a record may come before it.
+class ForwardBroker {
+ public:
+  void set(cppfly::messaging::MessageBrokerPort& broker) {
+    const std::lock_guard lock(mutex_);
+    broker_ = &broker;
+    ready_.notify_all();
   }
-  return *forward_broker.load();
-}
+  /// Waits until it is set, at most 30 s.
+  cppfly::messaging::MessageBrokerPort& get() {
+    std::unique_lock lock(mutex_);
+    if (!ready_.wait_for(lock, 30s, [this] { return broker_ != nullptr; })) {
+      throw std::runtime_error("no broker within 30 s");
+    }
+    return *broker_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  cppfly::messaging::MessageBrokerPort* broker_{nullptr};
+};
+
+ForwardBroker forward_broker;
 
 std::atomic<bool> slow_done{false};
 std::atomic<int> inflight{0};
@@ -168,7 +183,7 @@ CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message& mes
   if (s.delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(s.delay_us));
   static const std::string forward = env("FAULT_FORWARD");
   if (!forward.empty()) {
-    await_broker().publish(forward, "{\"id\":" + std::to_string(record.id) + "}", {.key = std::to_string(record.id)});
+    forward_broker.get().publish(forward, "{\"id\":" + std::to_string(record.id) + "}", {.key = std::to_string(record.id)});
   }
   s.out.line(std::to_string(record.id));
 }
@@ -265,7 +280,7 @@ Publisher publisher;
 
 CPPFLY_AFTER_START(start_publisher) {
 #ifndef FAULT_PUBLISHER_ONLY
-  forward_broker.store(&app.broker());
+  forward_broker.set(app.broker());
 #endif
   publisher.start(app.broker());
 }
