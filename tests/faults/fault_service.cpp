@@ -17,6 +17,8 @@
 //   FAULT_TRANSACTIONAL    1: a transactional listener (exactly-once consume-process-produce)
 //   FAULT_DELAY_US         every record takes at least this long (default 0)
 //   FAULT_SLOW_ID          the record with this id sleeps FAULT_SLOW_MS in its first call (optional)
+//   FAULT_HOLD_AFTER       the handler that writes the N-th line of FAULT_OUT then holds (up to 120 s):
+//                          the test kills the process there, inside that record's handling (optional)
 //   FAULT_PUBLISH_COUNT    publish ids 0..N-1 ({"id":N}) from a thread after start (default 0)
 //   FAULT_PUBLISH_WINDOW   1: sync publish(); >1: publish_async() with that many in flight
 //   FAULT_PUBLISH_RATE     records per second at most (0: no limit)
@@ -89,6 +91,7 @@ struct Settings {
   long slow_id = env_long("FAULT_SLOW_ID", -1);
   long slow_ms = env_long("FAULT_SLOW_MS", 0);
   long delay_us = env_long("FAULT_DELAY_US", 0);
+  long hold_after = env_long("FAULT_HOLD_AFTER", -1);
   LineFile out{env("FAULT_OUT")};
   LineFile events{env("FAULT_EVENTS")};
   LineFile inflight{env("FAULT_INFLIGHT")};
@@ -147,6 +150,7 @@ class ForwardBroker {
 ForwardBroker forward_broker;
 
 std::atomic<bool> slow_done{false};
+std::atomic<long> lines_written{0};
 std::atomic<int> inflight{0};
 std::atomic<int> most_inflight{0};
 
@@ -186,6 +190,11 @@ CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message& mes
     forward_broker.get().publish(forward, "{\"id\":" + std::to_string(record.id) + "}", {.key = std::to_string(record.id)});
   }
   s.out.line(std::to_string(record.id));
+  if (++lines_written == s.hold_after) {
+    // Held inside the handling (a transactional listener's transaction is open) until the test's
+    // SIGKILL; bounded, so a test that never kills still ends.
+    std::this_thread::sleep_for(std::chrono::seconds(120));
+  }
 }
 #endif
 

@@ -785,6 +785,7 @@ def transform_pipeline(transactional):
     create_topic(bootstrap, output, 1)
     produce(bootstrap, topic, n)
     out = os.path.join(ARGS.work_dir, tag + "-handled")
+    hold = int(0.4 * n)
     env = {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_FORWARD": output, "FAULT_DELAY_US": 5000}
     kafka = {}
     if transactional:
@@ -793,10 +794,13 @@ def transform_pipeline(transactional):
     else:
         # Nothing committed before the kill: every record handled by then runs again.
         kafka["commit-interval"] = "60s"
-    first = service(tag + "-pipeline", bootstrap, {**env, "FAULT_OUT": out + ".1"}, kafka=kafka)
+    # The first process holds inside the handling of its hold-th record (its output published, its
+    # transaction open, nothing committed for it) and is killed there.
+    first = service(tag + "-pipeline", bootstrap, {**env, "FAULT_OUT": out + ".1", "FAULT_HOLD_AFTER": hold},
+                    kafka=kafka)
     first.start()
     handled = LineCounter(out + ".1")
-    wait_until(lambda: handled() >= 0.4 * n, 120, "40 % handled", interval=0.01)
+    wait_until(lambda: handled() >= hold, 120, "40 % handled", interval=0.01)
     first.signal(signal.SIGKILL)
     first.wait_exit(30)
     before = handled()
