@@ -31,6 +31,7 @@
 #include <unordered_map>
 
 #include "cppfly/detail/log.hpp"
+#include "offset_progress.hpp"
 #include "type_name.hpp"
 
 namespace cppfly::messaging {
@@ -193,6 +194,24 @@ class OffsetTracker {
     return true;
   }
   [[nodiscard]] std::int64_t position() const { return entries_.empty() ? next_ : entries_.front().offset; }
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+  /// After the last offset given (-1: none given).
+  [[nodiscard]] std::int64_t next() const noexcept { return next_; }
+  /// The settled offsets past the position, as ranges apart from each other (an unsettled offset
+  /// between any two).
+  void settled_ranges(std::vector<detail::OffsetRange>& out) const {
+    bool open = false;
+    for (const auto& e : entries_) {
+      if (!e.settled) {
+        open = false;
+      } else if (open) {
+        out.back().last = e.offset;
+      } else {
+        out.push_back({e.offset, e.offset});
+        open = true;
+      }
+    }
+  }
 
  private:
   struct Entry {
@@ -203,9 +222,18 @@ class OffsetTracker {
   std::int64_t next_{-1};
 };
 
+/// Attempts made on a record under retry (or read back from the commit metadata).
+struct Attempts {
+  int made{0};
+  bool retrying{false};  ///< a retry is scheduled or runs: checkpoints count it as made
+};
+
 struct Partition {
   TopicPartition id;
   OffsetTracker offsets;
+  std::deque<detail::OffsetRange> restored;  ///< completed before the last commit, not offered since
+  std::map<std::int64_t, Attempts> attempts; ///< records that failed (or were read back with attempts)
+  bool progressed{false};                    ///< position, completions or attempts changed since the checkpoint
   std::unordered_map<std::string, Unit> units;
   std::size_t buffered{0};
   std::size_t running{0};
@@ -262,6 +290,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   bool stopped{false};
   FlowChanges flow;
   std::atomic<bool> news{false};
+  std::atomic<bool> urgent{false};  ///< an attempt count changed since the last checkpoint
 
   struct Worker {
     std::thread thread;
@@ -358,7 +387,60 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   void settle_locked(Partition& p, std::int64_t offset) {
     if (p.offsets.settle(offset)) news.store(true, std::memory_order_relaxed);
+    if (!p.attempts.empty()) p.attempts.erase(offset);
+    p.progressed = true;
   }
+
+  /// True when `offset` was completed before the last commit (then it is not run again). Offers come
+  /// in offset order: ranges behind it are done with.
+  static bool restored_locked(Partition& p, std::int64_t offset) {
+    while (!p.restored.empty() && p.restored.front().last < offset) p.restored.pop_front();
+    return !p.restored.empty() && p.restored.front().first <= offset;
+  }
+
+  /// The partition's position: its lowest unsettled offset, or past records completed before the last
+  /// commit that follow it when nothing is unsettled.
+  static std::int64_t position_now(const Partition& p) {
+    std::int64_t position = p.offsets.position();
+    if (position < 0 || !p.offsets.empty()) return position;
+    for (const auto& range : p.restored) {
+      if (range.first <= position && position <= range.last) position = range.last + 1;
+    }
+    return position;
+  }
+
+  /// The commit metadata of `p` at `position`; `exact`: attempts as made (else a scheduled retry counts).
+  std::string metadata_of(const Partition& p, std::int64_t position, bool exact) {
+    detail::OffsetProgress progress;
+    progress.base = position;
+    p.offsets.settled_ranges(progress.completed);
+    const std::int64_t from = std::max(p.offsets.next(), position + 1);
+    for (const auto& range : p.restored) {
+      if (range.last < from) continue;
+      const detail::OffsetRange clipped{std::max(range.first, from), range.last};
+      if (!progress.completed.empty() && clipped.first <= progress.completed.back().last + 1) {
+        progress.completed.back().last = std::max(progress.completed.back().last, clipped.last);
+      } else {
+        progress.completed.push_back(clipped);
+      }
+    }
+    for (const auto& [offset, attempts] : p.attempts) {
+      if (offset < position) continue;
+      progress.attempts.emplace_back(offset, attempts.made + (attempts.retrying && !exact ? 1 : 0));
+    }
+    if (progress.completed.empty() && progress.attempts.empty()) return {};
+    std::int64_t cut_at = -1;
+    std::string text = detail::encode_progress(progress, detail::kProgressLimit, &cut_at);
+    if (cut_at >= 0 && !cut_warned) {
+      cut_warned = true;
+      detail::log().warn("listener {}: {}[{}]: the records completed past offset {} do not fit in the commit "
+                         "metadata ({} bytes at most); those from offset {} on run again after a restart or a "
+                         "rebalance (logged once)",
+                         name, p.id.topic, p.id.partition, position, detail::kProgressLimit, cut_at);
+    }
+    return text;
+  }
+  bool cut_warned{false};
 
   // --- one attempt ---------------------------------------------------------------------------
   /// Publishes `record` to the dead-letter topic; false when that failed (logged).
@@ -541,6 +623,13 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
         unit.queue.pop_back();
       }
     } else if (failed) {
+      if (const Record& head = unit.queue.front(); !head.progress.dead_letter_due && head.progress.failures > 0) {
+        p.attempts[head.message.offset] = {head.progress.failures, true};
+        p.progressed = true;
+        urgent.store(true, std::memory_order_relaxed);
+        news.store(true, std::memory_order_relaxed);
+        if (runtime.wake) runtime.wake();  // the fetch loop commits the count before the retry, as a rule
+      }
       unit.waiting = true;
       timers.emplace(Clock::now() + retry_in, &unit);
       wake.notify_one();  // a sleeping worker may have to wake sooner
@@ -564,6 +653,12 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       unit.queue.use(chunks);
     }
     unit.queue.push_back(Record{.message = std::move(message), .bytes = bytes});
+    if (!p.attempts.empty()) {
+      Record& added = unit.queue.back();
+      if (auto found = p.attempts.find(added.message.offset); found != p.attempts.end()) {
+        added.progress.failures = found->second.made;
+      }
+    }
     if (unit.running == 0 && !unit.waiting && unit.queue.size() == 1) {
       ready.push_back(&unit);
       return true;
@@ -611,9 +706,26 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     return idle.wait_for(lock, subscription.container.shutdown_timeout, drained);
   }
 
-  Position position_of(Partition& p) {
-    p.reported = p.offsets.position();
-    return {p.id, p.reported};
+  /// The partition's position, noted as reported; with its metadata when `metadata`.
+  Position position_of(Partition& p, bool metadata = true) {
+    p.reported = position_now(p);
+    return {p.id, p.reported, metadata ? metadata_of(p, p.reported, true) : std::string()};
+  }
+
+  /// Takes a record offered to `p` (lock held); true when a worker should be woken. A record completed
+  /// before the last commit is settled at once, not run.
+  bool accept_locked(Partition& p, Message&& message) {
+    p.offsets.add(message.offset);
+    if (!p.restored.empty() && restored_locked(p, message.offset)) {
+      settle_locked(p, message.offset);
+      if (spares.size() < kSparesMax) spares.push_back(std::move(message));
+      return false;
+    }
+    const std::size_t bytes = message.value.size() + (message.key ? message.key->size() : 0);
+    ++p.buffered;
+    ++buffered_records;
+    buffered_bytes += bytes;
+    return queue_locked(p, std::move(message), bytes);
   }
 };
 
@@ -640,16 +752,47 @@ void ListenerContainer::start() {
 }
 
 void ListenerContainer::assign(const std::vector<TopicPartition>& partitions) {
-  const std::lock_guard lock(state_->mutex);
-  for (const auto& id : partitions) {
-    auto& slot = state_->partitions[id];
+  std::vector<Position> committed;
+  committed.reserve(partitions.size());
+  for (const auto& id : partitions) committed.push_back({id, -1, {}});
+  assign_committed(committed);
+}
+
+void ListenerContainer::assign_committed(const std::vector<Position>& committed) {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  for (const auto& [id, offset, metadata] : committed) {
+    auto& slot = s.partitions[id];
     if (slot && !slot->draining) continue;
     if (slot) {  // still draining from an earlier revoke: let it finish apart
       slot->gone = true;
-      if (slot->running > 0) state_->gone.push_back(std::move(slot));
+      if (slot->running > 0) s.gone.push_back(std::move(slot));
     }
     slot = std::make_unique<Partition>();
     slot->id = id;
+    if (metadata.empty()) continue;
+    detail::ProgressRejection why{};
+    auto progress = detail::decode_progress(metadata, offset, why);
+    if (!progress) {
+      if (why == detail::ProgressRejection::foreign) {
+        detail::log().warn("listener {}: {}[{}]: the commit metadata at offset {} was not written by cppfly; ignored",
+                           s.name, id.topic, id.partition, offset);
+      } else if (why == detail::ProgressRejection::later_version) {
+        detail::log().warn("listener {}: {}[{}]: the commit metadata at offset {} has a later format than this "
+                           "version reads; ignored (records completed past it may run again)",
+                           s.name, id.topic, id.partition, offset);
+      } else if (why == detail::ProgressRejection::other_offset) {
+        detail::log().info("listener {}: {}[{}]: the committed offset {} was moved since the metadata was written; "
+                           "its progress is ignored",
+                           s.name, id.topic, id.partition, offset);
+      }
+      continue;
+    }
+    slot->restored.assign(progress->completed.begin(), progress->completed.end());
+    for (const auto& [at, made] : progress->attempts) slot->attempts[at] = {made, false};
+    detail::log().debug("listener {}: {}[{}]: resumed at offset {}: {} completed range(s) past it, {} record(s) "
+                        "with attempts",
+                        s.name, id.topic, id.partition, offset, slot->restored.size(), slot->attempts.size());
   }
 }
 
@@ -670,13 +813,7 @@ void ListenerContainer::offer(Message message) {
     detail::log().debug("listener {}: {} dropped: its partition is not assigned", s.name, where(message));
     return;
   }
-  const std::size_t bytes = message.value.size() + (message.key ? message.key->size() : 0);
-  p->offsets.add(message.offset);
-  ++p->buffered;
-  ++s.buffered_records;
-  s.buffered_bytes += bytes;
-
-  if (s.queue_locked(*p, std::move(message), bytes)) s.wake.notify_one();
+  if (s.accept_locked(*p, std::move(message))) s.wake.notify_one();
   s.note_flow_locked();
 }
 
@@ -705,12 +842,7 @@ void ListenerContainer::offer(std::vector<Message>& messages) {
           detail::log().debug("listener {}: {} dropped: its partition is not assigned", s.name, where(message));
           continue;
         }
-        const std::size_t bytes = message.value.size() + (message.key ? message.key->size() : 0);
-        p->offsets.add(message.offset);
-        ++p->buffered;
-        ++s.buffered_records;
-        s.buffered_bytes += bytes;
-        if (s.queue_locked(*p, std::move(message), bytes)) ++woken;
+        if (s.accept_locked(*p, std::move(message))) ++woken;
       }
       s.note_flow_locked();
     }
@@ -767,10 +899,29 @@ std::vector<Position> ListenerContainer::take_positions() {
   s.news.store(!s.flow.empty(), std::memory_order_relaxed);
   std::vector<Position> positions;
   for (auto& [id, p] : s.partitions) {
-    if (p->offsets.position() != p->reported && p->offsets.position() >= 0) positions.push_back(s.position_of(*p));
+    const std::int64_t position = State::position_now(*p);
+    if (position != p->reported && position >= 0) positions.push_back(s.position_of(*p, false));
   }
   return positions;
 }
+
+std::vector<Position> ListenerContainer::checkpoint() {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  s.urgent.store(false, std::memory_order_relaxed);
+  std::vector<Position> positions;
+  for (auto& [id, p] : s.partitions) {
+    if (!p->progressed || p->draining) continue;
+    p->progressed = false;
+    const std::int64_t position = State::position_now(*p);
+    if (position < 0) continue;
+    p->reported = position;
+    positions.push_back({id, position, s.metadata_of(*p, position, false)});
+  }
+  return positions;
+}
+
+bool ListenerContainer::checkpoint_urgent() const noexcept { return state_->urgent.load(std::memory_order_relaxed); }
 
 void ListenerContainer::halt() noexcept {
   State& s = *state_;
@@ -811,7 +962,7 @@ std::vector<Position> ListenerContainer::stop() {
   }
   std::vector<Position> positions;
   for (auto& [id, p] : s.partitions) {
-    if (p->offsets.position() >= 0) positions.push_back(s.position_of(*p));
+    if (State::position_now(*p) >= 0) positions.push_back(s.position_of(*p));
     p->gone = true;
     if (p->running > 0) s.gone.push_back(std::move(p));
   }

@@ -10,7 +10,8 @@
 //   FAULT_EVENTS           file: one line "fail <id> <attempt>" per failed attempt (optional)
 //   FAULT_INFLIGHT         file: "<n>\n" each time more handlers than ever before run at once (optional)
 //   FAULT_FAIL_ID          the record with this id throws (optional): always, or in its first
-//                          FAULT_FAIL_ATTEMPTS attempts (Message::attempt)
+//                          FAULT_FAIL_ATTEMPTS attempts (Message::attempt); in attempt FAULT_ABORT_ATTEMPT
+//                          it kills the process instead (std::abort, after an "abort <id> <attempt>" event)
 //   FAULT_ORDERING         partition (default), key or none; FAULT_CONCURRENCY records at once (default 1)
 //   FAULT_BACKOFF          linear (default), exponential or fixed
 //   FAULT_FORWARD          topic: each handled record is published there ({"id":N}, key N) from the handler
@@ -88,6 +89,7 @@ struct Settings {
   std::string topic = env("FAULT_TOPIC", "faults");
   long fail_id = env_long("FAULT_FAIL_ID", -1);
   long fail_attempts = env_long("FAULT_FAIL_ATTEMPTS", -1);
+  long abort_attempt = env_long("FAULT_ABORT_ATTEMPT", -1);
   long slow_id = env_long("FAULT_SLOW_ID", -1);
   long slow_ms = env_long("FAULT_SLOW_MS", 0);
   long delay_us = env_long("FAULT_DELAY_US", 0);
@@ -176,6 +178,10 @@ struct InFlight {
 CPPFLY_MESSAGE_LISTENER(handle_record, (const Record& record, const Message& message), {listener_options()}) {
   auto& s = settings();
   const InFlight counted;
+  if (record.id == s.fail_id && message.attempt == s.abort_attempt) {
+    s.events.line("abort " + std::to_string(record.id) + " " + std::to_string(message.attempt));
+    std::abort();
+  }
   if (record.id == s.fail_id && (s.fail_attempts < 0 || message.attempt <= s.fail_attempts)) {
     s.events.line("fail " + std::to_string(record.id) + " " + std::to_string(message.attempt));
     throw std::runtime_error("record " + std::to_string(record.id) + " always fails");

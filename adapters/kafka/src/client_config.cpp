@@ -110,9 +110,9 @@ ConfHandle make_client_conf(const config::KafkaProperties& properties, const std
   } else {
     set_property(c, "auto.offset.reset", properties.auto_offset_reset, key("auto-offset-reset"));
     set_property(c, "auto.commit.interval.ms", millis(properties.commit_interval), key("commit-interval"));
-    // Offsets are stored by the adapter after the handler returned; librdkafka's timer
-    // commits what was stored (at-least-once).
-    set_property(c, "enable.auto.commit", "true", key("commit-interval"));
+    // The consumer commits settled positions itself at this interval, each with the listener
+    // container's metadata (librdkafka's timer commits its offset store, which drops metadata).
+    set_property(c, "enable.auto.commit", "false", key("commit-interval"));
     set_property(c, "enable.auto.offset.store", "false", key("commit-interval"));
     // Eager assignors: librdkafka 2.0.2 can lose an assignment when offsets are committed
     // during a cooperative rebalance (librdkafka issue 4059).

@@ -7,9 +7,14 @@
 namespace cppfly::kafka::detail {
 
 rd_kafka_resp_err_t commit_stored_offsets(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+  return commit_offsets(rk, nullptr, timeout);
+}
+
+rd_kafka_resp_err_t commit_offsets(rd_kafka_t* rk, const rd_kafka_topic_partition_list_t* offsets,
+                                   std::chrono::milliseconds timeout) {
   using Clock = std::chrono::steady_clock;
   const QueueHandle queue(rd_kafka_queue_new(rk));
-  const auto err = rd_kafka_commit_queue(rk, nullptr, queue.get(), nullptr, nullptr);
+  const auto err = rd_kafka_commit_queue(rk, offsets, queue.get(), nullptr, nullptr);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return err;
   const auto deadline = Clock::now() + timeout;
   for (;;) {

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <random>
 #include <sstream>
 #include <string_view>
@@ -76,6 +79,10 @@ Consumer::Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle 
     group_id_ = broadcast_group_id();
     make_broadcast(conf_.get(), group_id_);
   }
+  // The fetch loop commits at pyfly.messaging.kafka.commit-interval (carried in the configuration).
+  if (const std::string interval = get_property(conf_.get(), "auto.commit.interval.ms"); !interval.empty()) {
+    commit_interval_ = std::chrono::milliseconds(std::stoll(interval));
+  }
   install_context(conf_.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf_.get(), &Consumer::on_rebalance);
 }
@@ -97,6 +104,7 @@ void Consumer::start() {
   (void)conf_.release();  // owned by rk_ now
   rd_kafka_poll_set_consumer(rk_.get());
   consumer_queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+  commit_queue_.reset(rd_kafka_queue_new(rk_.get()));
   messaging::ContainerRuntime runtime{.inline_execution = false,
                                       .block_when_full = false,
                                       .assign_on_offer = false,
@@ -268,7 +276,11 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
       }
     }
     log.info("kafka: {}: assigned partitions {}", description(), partitions_text(partitions));
-    container_->assign(partitions_of(partitions));
+    if (broadcast()) {
+      container_->assign(partitions_of(partitions));
+    } else {
+      container_->assign_committed(read_committed(partitions));
+    }
     // The container starts them unpaused; librdkafka may still hold a pause from before a revoke.
     rd_kafka_resume_partitions(rk, partitions);
     if (cooperative) {
@@ -281,8 +293,10 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
     log.info("kafka: {}: partitions {} revoked", description(), partitions_text(partitions));
     // Running handlers of these partitions finish (within the shutdown timeout); what they finished
     // must not be redelivered to the next owner.
-    store(container_->revoke(partitions_of(partitions)));
+    const auto revoked = partitions_of(partitions);
+    store(container_->revoke(revoked));
     commit_stored("partitions revoked");
+    forget(revoked);
     if (cooperative) {
       const ErrorHandle error(rd_kafka_incremental_unassign(rk, partitions));
       if (error) log.error("kafka: {}: unassign failed: {}", description(), rd_kafka_error_string(error.get()));
@@ -291,7 +305,9 @@ void Consumer::rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
   } else {
     log.warn("kafka: {}: rebalance error: {}", description(), rd_kafka_err2str(err));
-    store(container_->revoke(partitions_of(partitions)));
+    const auto revoked = partitions_of(partitions);
+    (void)container_->revoke(revoked);
+    forget(revoked);
     if (cooperative) {
       const ErrorHandle error(rd_kafka_incremental_unassign(rk, partitions));
     } else {
@@ -304,7 +320,21 @@ bool Consumer::commit_stored(const char* why) {
   if (broadcast()) return true;  // broadcast subscriptions never commit
   if (coordinator_lost_) return false;
   auto& log = cppfly::detail::log();
-  const auto err = commit_stored_offsets(rk_.get(), cluster_timeout_);
+  // What an asynchronous commit still carries is sent again: its answer may be a failure.
+  for (const auto& [id, position] : in_flight_) noted_.try_emplace(id, position);
+  if (noted_.empty()) return true;
+  auto err = commit_offsets(rk_.get(), list_of(noted_).get(), cluster_timeout_);
+  if (err == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && !metadata_refused_) {
+    metadata_refused_ = true;
+    log.warn("kafka: {}: the broker refuses the commit metadata (offset.metadata.max.bytes); committing without it "
+             "from now on: records completed past a committed offset run again after a restart",
+             description());
+    err = commit_offsets(rk_.get(), list_of(noted_).get(), cluster_timeout_);
+  }
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    noted_.clear();
+    in_flight_.clear();  // superseded (its answer, when it comes, is ignored)
+  }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     log.debug("kafka: {}: committed offsets ({})", description(), why);
   } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -322,6 +352,101 @@ bool Consumer::commit_stored(const char* why) {
   return err != RD_KAFKA_RESP_ERR__TIMED_OUT;
 }
 
+void Consumer::forget(const std::vector<messaging::TopicPartition>& partitions) {
+  for (const auto& p : partitions) {
+    noted_.erase(p);
+    in_flight_.erase(p);
+  }
+}
+
+void Consumer::note(const std::vector<messaging::Position>& positions) {
+  for (const auto& position : positions) {
+    if (position.offset >= 0) noted_.insert_or_assign(position.partition, position);
+  }
+}
+
+PartitionListHandle Consumer::list_of(const std::map<messaging::TopicPartition, messaging::Position>& positions) const {
+  PartitionListHandle list(rd_kafka_topic_partition_list_new(static_cast<int>(positions.size())));
+  for (const auto& [id, position] : positions) {
+    auto* entry = rd_kafka_topic_partition_list_add(list.get(), id.topic.c_str(), id.partition);
+    entry->offset = position.offset;
+    if (!position.metadata.empty() && !metadata_refused_) {
+      // Freed by librdkafka with the list.
+      entry->metadata = std::malloc(position.metadata.size());
+      if (entry->metadata == nullptr) throw std::bad_alloc();
+      std::memcpy(entry->metadata, position.metadata.data(), position.metadata.size());
+      entry->metadata_size = position.metadata.size();
+    }
+  }
+  return list;
+}
+
+void Consumer::commit_noted() {
+  auto& log = cppfly::detail::log();
+  // Answers of earlier commits.
+  while (!in_flight_.empty()) {
+    const EventHandle event(rd_kafka_queue_poll(commit_queue_.get(), 0));
+    if (!event) break;
+    if (rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_OFFSET_COMMIT) continue;
+    // The answer to an earlier commit that a synchronous one superseded: not this one's.
+    if (reinterpret_cast<std::uintptr_t>(rd_kafka_event_opaque(event.get())) != commit_serial_) continue;
+    const auto err = rd_kafka_event_error(event.get());
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      in_flight_.clear();
+      break;
+    }
+    if (err == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && !metadata_refused_) {
+      metadata_refused_ = true;
+      log.warn("kafka: {}: the broker refuses the commit metadata (offset.metadata.max.bytes); committing without "
+               "it from now on: records completed past a committed offset run again after a restart",
+               description());
+    } else {
+      log.warn("kafka: {}: committing offsets failed: {}; tried again", description(), rd_kafka_err2str(err));
+    }
+    // Sent again with the next commit, unless newer positions were noted meanwhile.
+    for (auto& [id, position] : in_flight_) noted_.try_emplace(id, std::move(position));
+    in_flight_.clear();
+  }
+  if (!in_flight_.empty() || noted_.empty()) return;
+  const auto list = list_of(noted_);
+  ++commit_serial_;
+  if (const auto err = rd_kafka_commit_queue(rk_.get(), list.get(), commit_queue_.get(), nullptr,
+                                             reinterpret_cast<void*>(commit_serial_));
+      err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log.warn("kafka: {}: cannot commit offsets: {}", description(), rd_kafka_err2str(err));
+    return;
+  }
+  in_flight_.swap(noted_);
+  noted_.clear();
+}
+
+std::vector<messaging::Position> Consumer::read_committed(rd_kafka_topic_partition_list_t* partitions) {
+  std::vector<messaging::Position> committed;
+  const PartitionListHandle query(rd_kafka_topic_partition_list_copy(partitions));
+  const auto err = rd_kafka_committed(rk_.get(), query.get(), static_cast<int>(cluster_timeout_.count()));
+  for (int i = 0; i < partitions->cnt; ++i) {
+    auto& wanted = partitions->elems[i];
+    messaging::Position position{{wanted.topic, wanted.partition}, -1, {}};
+    const auto* found = err == RD_KAFKA_RESP_ERR_NO_ERROR
+                            ? rd_kafka_topic_partition_list_find(query.get(), wanted.topic, wanted.partition)
+                            : nullptr;
+    if (found != nullptr && found->err == RD_KAFKA_RESP_ERR_NO_ERROR && found->offset >= 0) {
+      position.offset = found->offset;
+      wanted.offset = found->offset;
+      if (found->metadata != nullptr && found->metadata_size > 0) {
+        position.metadata.assign(static_cast<const char*>(found->metadata), found->metadata_size);
+      }
+    }
+    committed.push_back(std::move(position));
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    cppfly::detail::log().warn("kafka: {}: reading the committed offsets failed: {}; the assignment starts from them "
+                               "without their metadata (records completed past them may run again)",
+                               description(), rd_kafka_err2str(err));
+  }
+  return committed;
+}
+
 std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_topic_partition_list_t* list) {
   std::vector<messaging::TopicPartition> out;
   for (int i = 0; list != nullptr && i < list->cnt; ++i) out.push_back({list->elems[i].topic, list->elems[i].partition});
@@ -330,6 +455,7 @@ std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_to
 
 void Consumer::run() noexcept {
   auto stored_at = Clock::now();
+  auto checkpoint_at = stored_at;
   // Filled in place: the container hands back messages it is done with, their strings' capacity
   // kept, so a record in the steady state costs no allocation here (nor a free on a worker).
   std::vector<messaging::Message> batch;
@@ -355,12 +481,17 @@ void Consumer::run() noexcept {
         batch.resize(filled);
         container_->offer(batch);
       }
-      if (container_->has_news()) {
-        const auto now = Clock::now();
-        if (idle || now - stored_at >= kStoreInterval) {
-          apply_container();
-          stored_at = now;
+      const auto now = Clock::now();
+      if (container_->has_news() && (idle || now - stored_at >= kStoreInterval)) {
+        apply_container();
+        stored_at = now;
+      }
+      if (!broadcast()) {
+        if (container_->checkpoint_urgent() || now - checkpoint_at >= commit_interval_) {
+          note(container_->checkpoint());
+          checkpoint_at = now;
         }
+        commit_noted();
       }
     } catch (const std::exception& e) {
       cppfly::detail::log().error("kafka: {}: {}", description(), e.what());
@@ -370,6 +501,7 @@ void Consumer::run() noexcept {
   }
   try {
     store(container_->stop());
+    // (an asynchronous commit still under way is answered later: the final one follows it)
   } catch (const std::exception& e) {
     cppfly::detail::log().error("kafka: {}: stopping the listener container failed: {}", description(), e.what());
   } catch (...) {
@@ -397,7 +529,9 @@ void Consumer::apply_container() {
   };
   apply(flow.pause, true);
   apply(flow.resume, false);
-  store(container_->take_positions());
+  // Group subscriptions commit checkpoints (with metadata); broadcast ones only keep positions.
+  const auto positions = container_->take_positions();
+  if (broadcast()) store(positions);
 }
 
 void Consumer::in_transaction(const messaging::Message& message, const std::function<void()>& handle) {
@@ -445,20 +579,10 @@ void Consumer::in_transaction(const messaging::Message& message, const std::func
 }
 
 void Consumer::store(const std::vector<messaging::Position>& positions) {
-  if (positions.empty()) return;
   if (broadcast()) {
     for (const auto& position : positions) next_offsets_[position.partition.partition] = position.offset;
-    return;
-  }
-  const PartitionListHandle list(rd_kafka_topic_partition_list_new(static_cast<int>(positions.size())));
-  for (const auto& position : positions) {
-    rd_kafka_topic_partition_list_add(list.get(), position.partition.topic.c_str(), position.partition.partition)
-        ->offset = position.offset;
-  }
-  if (const auto err = rd_kafka_offsets_store(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    // Typically: a partition was revoked meanwhile; its next owner resumes from the last commit,
-    // so its records since then may be delivered again (at-least-once).
-    cppfly::detail::log().debug("kafka: {}: cannot store offsets: {}", description(), rd_kafka_err2str(err));
+  } else {
+    note(positions);
   }
 }
 
@@ -520,6 +644,7 @@ void Consumer::close_client() noexcept {
       }
     }
     consumer_queue_.reset();  // before the client goes
+    commit_queue_.reset();
     if (closed) {
       rk_.reset();
     } else {

@@ -69,14 +69,25 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   /// Applies what the container asks: pause/resume partitions, store positions.
   void apply_container();
   void store(const std::vector<messaging::Position>& positions);
+  /// What the container reads back on assignment: each partition's committed offset and metadata
+  /// (the offsets are also set in `partitions`, for the assignment). Bounded by cluster_timeout_.
+  std::vector<messaging::Position> read_committed(rd_kafka_topic_partition_list_t* partitions);
+  /// Positions (with metadata) to commit next.
+  void note(const std::vector<messaging::Position>& positions);
+  /// Sends what is noted (asynchronously) unless a commit is under way; reads the answers of earlier ones.
+  void commit_noted();
+  /// The librdkafka list for `positions` (metadata copied in, unless the broker refused it).
+  [[nodiscard]] PartitionListHandle list_of(const std::map<messaging::TopicPartition, messaging::Position>& positions) const;
   /// One attempt of a transactional listener: the handler's publishes and the record's offset in one
   /// transaction (one at a time).
   void in_transaction(const messaging::Message& message, const std::function<void()>& handle);
   static std::vector<messaging::TopicPartition> partitions_of(const rd_kafka_topic_partition_list_t* list);
   void report(const rd_kafka_message_t& record);
-  /// Commits the stored offsets, waiting at most cluster_timeout_. False when the commit
-  /// did not complete in time (the coordinator is unreachable).
+  /// Commits what is noted, waiting at most cluster_timeout_. False when the commit did not
+  /// complete in time (the coordinator is unreachable).
   bool commit_stored(const char* why);
+  /// Forgets noted positions of partitions no longer assigned.
+  void forget(const std::vector<messaging::TopicPartition>& partitions);
   void close_client() noexcept;
 
   std::shared_ptr<const Subscription> subscription_;
@@ -89,6 +100,15 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   StartMode start_mode_{StartMode::latest};
   std::map<std::int32_t, std::int64_t> start_offsets_;  ///< partition → end offset at start()
   std::map<std::int32_t, std::int64_t> next_offsets_;   ///< partition → offset after the last handled record
+
+  // Commits (group subscriptions): the consumer commits itself, every commit_interval_ and when the
+  // container asks, each position with the container's metadata (librdkafka's offset store drops it).
+  std::chrono::milliseconds commit_interval_{1000};
+  std::map<messaging::TopicPartition, messaging::Position> noted_;     ///< newest positions, not sent yet
+  std::map<messaging::TopicPartition, messaging::Position> in_flight_; ///< sent, answer pending
+  QueueHandle commit_queue_;       ///< answers of asynchronous commits (destroyed before rk_)
+  std::uintptr_t commit_serial_{0};  ///< of the last asynchronous commit: its answer carries it
+  bool metadata_refused_{false};   ///< the broker refused the metadata (offset.metadata.max.bytes): sent without
 
   messaging::MessageBrokerPort& dead_letters_;
   std::unique_ptr<messaging::ListenerContainer> container_;  ///< made by start()

@@ -30,6 +30,9 @@ struct TopicPartition {
 struct Position {
   TopicPartition partition;
   std::int64_t offset{-1};
+  /// The container's progress past `offset` (records completed, attempts of records under retry),
+  /// to commit with it and hand back to assign(): opaque text, at most 4,000 bytes. Empty when none.
+  std::string metadata{};
 };
 
 /// What an adapter tells the container about how it feeds it.
@@ -73,6 +76,10 @@ class ListenerContainer {
   void start();
   /// New partitions: their records are accepted from now on.
   void assign(const std::vector<TopicPartition>& partitions);
+  /// assign() with what was committed for each: records its metadata says were completed are
+  /// skipped, and attempt counts go on from where they were (metadata not written by the container
+  /// for that offset is ignored, with a warning when it is another client's).
+  void assign_committed(const std::vector<Position>& committed);
   /// Hands a fetched record over. Threaded: queued, returns at once (or waits for room, see
   /// ContainerRuntime). Inline: runs it, and its retries, before returning; when it ends unsettled
   /// (retries exhausted, no dead-letter topic) the handler's last exception comes out.
@@ -85,10 +92,18 @@ class ListenerContainer {
   /// for the caller to refill, or empty.
   void offer(std::vector<Message>& messages);
   /// Partitions taken away: their queued and waiting records are dropped (not settled: read again by
-  /// the next owner), running ones get up to the shutdown timeout. Returns their final positions.
+  /// the next owner), running ones get up to the shutdown timeout. Returns their final positions
+  /// (with metadata).
   std::vector<Position> revoke(const std::vector<TopicPartition>& partitions);
-  /// Positions that moved since the last call.
+  /// Positions that moved since the last call (offsets only).
   [[nodiscard]] std::vector<Position> take_positions();
+  /// What to commit now: the position and metadata of every partition whose progress changed since
+  /// the last call. A record waiting for a retry counts its next attempt as made (after a crash it
+  /// is not run more often than its retries allow); revoke() and stop() give exact counts.
+  [[nodiscard]] std::vector<Position> checkpoint();
+  /// True when an attempt count changed since the last checkpoint(): commit soon, so that a crash in
+  /// the coming retry does not reset it.
+  [[nodiscard]] bool checkpoint_urgent() const noexcept;
   /// True when take_positions() or take_flow_changes() may have something (a cheap check).
   [[nodiscard]] bool has_news() const noexcept;
   /// Partitions to pause or resume since the last call.
