@@ -532,3 +532,78 @@ TEST_CASE("kafka adapter: stop() while fetched records are still queued neither 
   CHECK(rest.front().offset == handled);
   CHECK(static_cast<std::int64_t>(rest.size()) == kRecords - handled);
 }
+
+TEST_CASE("kafka framework: a stop while a record waits for its retry commits the records finished past it and "
+          "its attempts; the restart runs only that record, its attempt count going on",
+          "[kafka][real][progress]") {
+  const auto servers = bootstrap_servers();
+  const auto topic = unique_name("progress");
+  const auto group = unique_name("progress-group");
+  create_topic(servers, topic, 1);
+
+  Collector<Message> first_run;
+  ListenerRegistry registry;
+  registry.add(make_listener(
+      "progress",
+      [first_run](const Message& message) {
+        first_run.add(message);
+        if (message.key == "A") throw std::runtime_error("A fails");
+      },
+      {.topic = topic, .group_id = group, .retries = 5, .retry_delay = 60s, .ordering = Ordering::key}));
+  Application app(kafka_config(servers), registry);
+  app.start();
+  deliver(app.broker(), topic, "a", {.key = "A"});
+  for (int i = 1; i < 10; ++i) deliver(app.broker(), topic, std::to_string(i), {.key = "B"});
+  REQUIRE(first_run.wait_for_count(10));  // A's first attempt and the nine B records
+  app.stop();  // A waits 60 s for its retry: dropped, not settled
+
+  // Offset 0 (A) is the lowest unsettled one; 1-9 are completed past it; A made 1 attempt.
+  CHECK(committed_offset(servers, group, topic, 0) == 0);
+  CHECK(committed_metadata(servers, group, topic, 0) == "cf1;0;0:1;1.9");
+
+  Collector<Message> second_run;
+  ListenerRegistry again;
+  again.add(make_listener("progress", [second_run](const Message& message) { second_run.add(message); },
+                          {.topic = topic, .group_id = group, .retries = 5, .ordering = Ordering::key}));
+  Application restarted(kafka_config(servers), again);
+  restarted.start();
+  const auto fresh = deliver(restarted.broker(), topic, "after-restart", {.key = "B"});
+  REQUIRE(second_run.wait_for_count(2));
+  restarted.stop();
+  const auto seen = second_run.items();
+  REQUIRE(seen.size() == 2);
+  std::map<std::int64_t, int> attempt_of;
+  for (const auto& m : seen) attempt_of[m.offset] = m.attempt;
+  CHECK(attempt_of == std::map<std::int64_t, int>{{0, 2}, {fresh.offset, 1}});
+  CHECK(committed_offset(servers, group, topic, 0) == fresh.offset + 1);
+  CHECK(committed_metadata(servers, group, topic, 0).empty());
+}
+
+TEST_CASE("kafka framework: commit metadata another client wrote is ignored with a warning; consumption starts at "
+          "the committed offset",
+          "[kafka][real][progress]") {
+  const auto servers = bootstrap_servers();
+  const auto topic = unique_name("foreign");
+  const auto group = unique_name("foreign-group");
+  create_topic(servers, topic, 1);
+  {
+    kafka::KafkaAdapter publisher(adapter_properties(servers));
+    publisher.start();
+    for (int i = 0; i < 5; ++i) deliver(publisher, topic, std::to_string(i));
+    publisher.stop();
+  }
+  commit_offset(servers, group, topic, 0, 3, "{\"client\":\"someone else\",\"note\":\"cf1;3;;1.1\"}");
+
+  Collector<Message> seen;
+  ListenerRegistry registry;
+  registry.add(make_listener("foreign", [seen](const Message& m) { seen.add(m); },
+                             {.topic = topic, .group_id = group, .ordering = Ordering::key}));
+  Application app(kafka_config(servers), registry);
+  app.start();
+  REQUIRE(seen.wait_for_count(2));
+  app.stop();
+  std::vector<std::int64_t> offsets;
+  for (const auto& m : seen.items()) offsets.push_back(m.offset);
+  CHECK(offsets == std::vector<std::int64_t>{3, 4});
+  CHECK(committed_offset(servers, group, topic, 0) == 5);
+}

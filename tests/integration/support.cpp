@@ -200,8 +200,11 @@ std::map<std::string, std::vector<std::int32_t>> wait_for_stable_group(const std
                            ")");
 }
 
-std::int64_t committed_offset(const std::string& servers, const std::string& group, const std::string& topic,
-                              std::int32_t partition) {
+namespace {
+
+/// The group's committed offset and metadata for one partition (-1, "": none), through the Admin API.
+std::pair<std::int64_t, std::string> committed(const std::string& servers, const std::string& group,
+                                               const std::string& topic, std::int32_t partition) {
   const AdminClient admin(servers);
   rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(partitions, topic.c_str(), partition);
@@ -224,12 +227,65 @@ std::int64_t committed_offset(const std::string& servers, const std::string& gro
     }
     const auto* offsets = rd_kafka_group_result_partitions(groups[i]);
     for (int p = 0; offsets != nullptr && p < offsets->cnt; ++p) {
-      if (topic == offsets->elems[p].topic && offsets->elems[p].partition == partition) {
-        return offsets->elems[p].offset < 0 ? -1 : offsets->elems[p].offset;
+      const auto& entry = offsets->elems[p];
+      if (topic == entry.topic && entry.partition == partition) {
+        if (entry.offset < 0) return {-1, {}};
+        return {entry.offset, entry.metadata != nullptr
+                                  ? std::string(static_cast<const char*>(entry.metadata), entry.metadata_size)
+                                  : std::string()};
       }
     }
   }
-  return -1;
+  return {-1, {}};
+}
+
+}  // namespace
+
+std::int64_t committed_offset(const std::string& servers, const std::string& group, const std::string& topic,
+                              std::int32_t partition) {
+  return committed(servers, group, topic, partition).first;
+}
+
+std::string committed_metadata(const std::string& servers, const std::string& group, const std::string& topic,
+                               std::int32_t partition) {
+  return committed(servers, group, topic, partition).second;
+}
+
+void commit_offset(const std::string& servers, const std::string& group, const std::string& topic,
+                   std::int32_t partition, std::int64_t offset, const std::string& metadata) {
+  const AdminClient admin(servers);
+  rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(1);
+  auto* entry = rd_kafka_topic_partition_list_add(partitions, topic.c_str(), partition);
+  entry->offset = offset;
+  if (!metadata.empty()) {
+    entry->metadata = std::malloc(metadata.size());
+    std::memcpy(entry->metadata, metadata.data(), metadata.size());
+    entry->metadata_size = metadata.size();
+  }
+  rd_kafka_AlterConsumerGroupOffsets_t* request = rd_kafka_AlterConsumerGroupOffsets_new(group.c_str(), partitions);
+  rd_kafka_topic_partition_list_destroy(partitions);
+  rd_kafka_AlterConsumerGroupOffsets(admin.handle(), &request, 1, nullptr, admin.queue());
+  rd_kafka_AlterConsumerGroupOffsets_destroy(request);
+  const Event event(admin.await(RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT, kWait));
+  if (!event) throw std::runtime_error("no AlterConsumerGroupOffsets result for " + group);
+  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error("AlterConsumerGroupOffsets " + group + ": " + rd_kafka_event_error_string(event.get()));
+  }
+  std::size_t count = 0;
+  const auto** groups =
+      rd_kafka_AlterConsumerGroupOffsets_result_groups(rd_kafka_event_AlterConsumerGroupOffsets_result(event.get()),
+                                                       &count);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (const auto* error = rd_kafka_group_result_error(groups[i]); error != nullptr) {
+      throw std::runtime_error("AlterConsumerGroupOffsets " + group + ": " + rd_kafka_error_string(error));
+    }
+    const auto* offsets = rd_kafka_group_result_partitions(groups[i]);
+    for (int p = 0; offsets != nullptr && p < offsets->cnt; ++p) {
+      if (offsets->elems[p].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        throw std::runtime_error("AlterConsumerGroupOffsets " + group + ": " + rd_kafka_err2str(offsets->elems[p].err));
+      }
+    }
+  }
 }
 
 std::string ProcessResult::describe() const {

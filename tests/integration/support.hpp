@@ -49,6 +49,12 @@ std::map<std::string, std::vector<std::int32_t>> wait_for_stable_group(const std
 /// The offset `group` committed for `topic`/`partition` (-1: none), through the Admin API.
 std::int64_t committed_offset(const std::string& servers, const std::string& group, const std::string& topic,
                               std::int32_t partition);
+/// The metadata committed with it ("" when none).
+std::string committed_metadata(const std::string& servers, const std::string& group, const std::string& topic,
+                               std::int32_t partition);
+/// Commits `offset` with `metadata` for `group` (which must have no active member), through the Admin API.
+void commit_offset(const std::string& servers, const std::string& group, const std::string& topic,
+                   std::int32_t partition, std::int64_t offset, const std::string& metadata);
 
 /// Thread-safe list that handlers append to and tests wait on (condition variable with a deadline).
 /// Copies share the same list, so a handler may hold one by value.
