@@ -6,6 +6,8 @@
 #include <cppfly/messaging/in_memory_broker.hpp>
 #include <cppfly/messaging/listener.hpp>
 
+#include "null_port.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -229,18 +231,11 @@ TEST_CASE("Application(argc, argv) loads the config as run() does", "[applicatio
 
 TEST_CASE("a config error raised by the broker names where its key was set", "[application][config]") {
   /// A broker whose start() refuses a property, as the Kafka adapter does.
-  struct RefusingBroker : MessageBrokerPort {
-    DeliveryResult publish(std::string_view, std::string_view, PublishOptions) override { return {}; }
-    std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
-    void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
-    bool flush(std::chrono::milliseconds) override { return true; }
-    using MessageBrokerPort::subscribe;
-    void subscribe(Subscription) override {}
+  struct RefusingBroker : cppfly_test::NullPort {
     void start() override {
       throw config::ConfigError("pyfly.messaging.kafka.properties.compression.type: librdkafka refused it",
                                 "pyfly.messaging.kafka.properties.compression.type");
     }
-    void stop() override {}
   };
   ListenerRegistry registry;
   Application app(config::Config::from_string("pyfly:\n  messaging:\n    kafka:\n      properties:\n"

@@ -6,6 +6,8 @@
 #include <cppfly/messaging/in_memory_broker.hpp>
 #include <cppfly/messaging/listener_container.hpp>
 
+#include "null_port.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -65,7 +67,7 @@ class Board {
 };
 
 /// A port that only records dead letters (the container publishes them through it).
-struct DeadLetters : MessageBrokerPort {
+struct DeadLetters : cppfly_test::NullPort {
   std::mutex mutex;
   std::vector<Message> records;
   DeliveryResult publish(std::string_view topic, std::string_view value, PublishOptions options) override {
@@ -74,13 +76,6 @@ struct DeadLetters : MessageBrokerPort {
                               .headers = options.headers});
     return {};
   }
-  std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
-  void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
-  bool flush(std::chrono::milliseconds) override { return true; }
-  using MessageBrokerPort::subscribe;
-  void subscribe(Subscription) override {}
-  void start() override {}
-  void stop() override {}
 };
 
 Message record(std::int32_t partition, std::int64_t offset, std::string key, std::string value = "v") {

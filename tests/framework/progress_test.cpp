@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 
+#include "null_port.hpp"
 #include "offset_progress.hpp"
 
 using namespace cppfly::messaging;
@@ -40,16 +41,7 @@ ProgressRejection rejection(const std::string& metadata, std::int64_t committed)
 }
 
 /// A port that takes dead letters and drops them.
-struct NoDeadLetters : MessageBrokerPort {
-  DeliveryResult publish(std::string_view, std::string_view, PublishOptions) override { return {}; }
-  std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
-  void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
-  bool flush(std::chrono::milliseconds) override { return true; }
-  using MessageBrokerPort::subscribe;
-  void subscribe(Subscription) override {}
-  void start() override {}
-  void stop() override {}
-};
+using NoDeadLetters = cppfly_test::NullPort;
 
 /// What the handlers saw, with a bounded wait on it.
 struct Seen {
