@@ -1,6 +1,8 @@
 #include "offset_progress.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
 
 namespace cppfly::detail {
 namespace {
@@ -40,6 +42,59 @@ bool take(std::string_view& text, char c) {
 
 }  // namespace
 
+namespace {
+
+constexpr std::string_view kBase64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The completed offsets as runs, as many as fit in `room` bytes; the first completed offset left
+/// out, or -1.
+std::int64_t append_runs(std::string& out, const OffsetProgress& progress, std::size_t room) {
+  const std::size_t limit = out.size() + room;
+  std::string item;
+  std::int64_t at = progress.base;  // the first offset the runs have not covered yet
+  bool first = true;
+  for (const auto& range : progress.completed) {
+    item.clear();
+    if (!first) item.push_back('.');
+    append36(item, range.first - at);
+    item.push_back('.');
+    append36(item, range.last - range.first + 1);
+    if (out.size() + item.size() > limit) return range.first;
+    out.append(item);
+    at = range.last + 1;
+    first = false;
+  }
+  return -1;
+}
+
+/// The completed offsets as '~' and a bitset in base64url (bit k, most significant first in each
+/// character: offset base + 1 + k), as far as fits in `room` bytes; the first completed offset left
+/// out, or -1.
+std::int64_t append_bits(std::string& out, const OffsetProgress& progress, std::size_t room) {
+  if (progress.completed.empty()) return -1;
+  if (room < 2) return progress.completed.front().first;
+  const std::int64_t span = progress.completed.back().last - progress.base;  // offsets base+1 .. last
+  const auto wanted = static_cast<std::size_t>((span + 5) / 6);
+  const std::size_t chars = std::min(wanted, room - 1);
+  const std::int64_t covered = progress.base + static_cast<std::int64_t>(chars) * 6;  // last offset covered
+  std::string bits(chars, '\0');
+  for (const auto& range : progress.completed) {
+    for (std::int64_t o = range.first; o <= std::min(range.last, covered); ++o) {
+      const auto k = static_cast<std::size_t>(o - progress.base - 1);
+      bits[k / 6] = static_cast<char>(bits[k / 6] | (1 << (5 - k % 6)));
+    }
+    if (range.last >= covered) break;
+  }
+  out.push_back('~');
+  for (const char c : bits) out.push_back(kBase64[static_cast<unsigned char>(c)]);
+  for (const auto& range : progress.completed) {
+    if (range.last > covered) return std::max(range.first, covered + 1);
+  }
+  return -1;
+}
+
+}  // namespace
+
 std::string encode_progress(const OffsetProgress& progress, std::size_t limit, std::int64_t* cut_at) {
   std::string out(kTag);
   out.append(std::to_string(progress.base)).push_back(';');
@@ -58,23 +113,19 @@ std::string encode_progress(const OffsetProgress& progress, std::size_t limit, s
     first = false;
   }
   out.push_back(';');
-  std::int64_t at = progress.base;  // the first offset the runs have not covered yet
-  first = true;
-  for (const auto& range : progress.completed) {
-    item.clear();
-    if (!first) item.push_back('.');
-    append36(item, range.first - at);
-    item.push_back('.');
-    append36(item, range.last - range.first + 1);
-    if (out.size() + item.size() > limit) {
-      if (cut_at != nullptr) *cut_at = range.first;
-      break;
-    }
-    out.append(item);
-    at = range.last + 1;
-    first = false;
-  }
-  return out;
+  // Runs cost a few bytes a run, bits one byte per 6 offsets: the form that records more (then the
+  // shorter one) is kept.
+  const std::size_t room = limit - out.size();
+  std::string runs = out;
+  std::string bits = out;
+  const std::int64_t runs_cut = append_runs(runs, progress, room);
+  const std::int64_t bits_cut = append_bits(bits, progress, room);
+  auto reach = [](std::int64_t cut) { return cut < 0 ? std::numeric_limits<std::int64_t>::max() : cut; };
+  const bool use_bits =
+      reach(bits_cut) > reach(runs_cut) || (reach(bits_cut) == reach(runs_cut) && bits.size() < runs.size());
+  const std::int64_t cut = use_bits ? bits_cut : runs_cut;
+  if (cut >= 0 && cut_at != nullptr) *cut_at = cut;
+  return use_bits ? bits : runs;
 }
 
 std::optional<OffsetProgress> decode_progress(std::string_view metadata, std::int64_t committed,
@@ -117,6 +168,22 @@ std::optional<OffsetProgress> decode_progress(std::string_view metadata, std::in
     progress.attempts.emplace_back(offset, static_cast<int>(*count));
   }
   if (!take(text, ';')) return foreign();
+  if (take(text, '~')) {
+    std::int64_t offset = progress.base + 1;
+    for (const char c : text) {
+      const auto value = kBase64.find(c);
+      if (value == std::string_view::npos) return foreign();
+      for (int bit = 5; bit >= 0; --bit, ++offset) {
+        if ((value >> bit & 1U) == 0) continue;
+        if (!progress.completed.empty() && progress.completed.back().last == offset - 1) {
+          progress.completed.back().last = offset;
+        } else {
+          progress.completed.push_back({offset, offset});
+        }
+      }
+    }
+    text = {};
+  }
   std::int64_t at = progress.base;
   while (!text.empty()) {
     if (!progress.completed.empty() && !take(text, '.')) return foreign();

@@ -6,8 +6,12 @@
 //   cf1;<base>;<attempts>;<runs>
 //   base      the committed offset, in decimal (the metadata only counts when it matches it)
 //   attempts  <distance>:<count> pairs joined by ',': a record at base+distance has had <count> attempts
-//   runs      lengths joined by '.', alternating from base: not completed, completed, not completed, ...
-// e.g. "cf1;100;0:2;1.4.2.3": 100 had 2 attempts; 101-104 and 107-109 are completed.
+//   runs      the completed records, in one of two forms (the encoder keeps the one that records more,
+//             then the shorter): lengths in base 36 joined by '.', alternating from base: not
+//             completed, completed, not completed, ...; or '~' and a bitset in base64url, 6 offsets a
+//             character from base + 1, most significant bit first (for scattered completions)
+// e.g. "cf1;100;0:2;1.4.2.3": 100 had 2 attempts; 101-104 and 107-109 are completed; "cf1;100;;~eA"
+// (011110 000000): 102-105 are completed.
 // A version tag other than cf1 is ignored (written by a later format), as is metadata that is not ours.
 #pragma once
 

@@ -91,9 +91,16 @@ TEST_CASE("progress: the format, version 1, written and read back", "[progress]"
   const OffsetProgress progress{.base = 100,
                                 .completed = {{101, 104}, {107, 109}},
                                 .attempts = {{100, 2}, {105, 1}}};
+  // Scattered completions: the bitset (011110 000000 ... : "84") is shorter than the runs.
   const std::string text = encode_progress(progress, kProgressLimit);
-  CHECK(text == "cf1;100;0:2,5:1;1.4.2.3");
+  CHECK(text == "cf1;100;0:2,5:1;~84");
   CHECK(decoded(text, 100) == progress);
+  CHECK(decoded("cf1;100;0:2,5:1;1.4.2.3", 100) == progress);  // the same as runs
+  // A long run: the runs form.
+  const OffsetProgress run{.base = 100, .completed = {{101, 5000}}, .attempts = {}};
+  CHECK(encode_progress(run, kProgressLimit) == "cf1;100;;1.3s4");
+  CHECK(decoded("cf1;100;;1.3s4", 100) == run);
+  CHECK(decoded("cf1;100;;~eA", 100) == OffsetProgress{.base = 100, .completed = {{102, 105}}, .attempts = {}});
   // Base-36 distances, nothing past the base.
   const OffsetProgress far{.base = 7, .completed = {{7 + 36 * 36, 7 + 36 * 36 + 35}}, .attempts = {}};
   CHECK(encode_progress(far, kProgressLimit) == "cf1;7;;100.10");
@@ -116,10 +123,12 @@ TEST_CASE("progress: metadata that is not ours, of a later format, or for anothe
   CHECK(rejection("cf1;5;0:1", 5) == ProgressRejection::foreign);
   CHECK(rejection("cf1;5;1:1,0:1;", 5) == ProgressRejection::foreign);  // attempts out of order
   CHECK(rejection("cf1;-5;;", -5) == ProgressRejection::foreign);
+  CHECK(rejection("cf1;5;;~a+b", 5) == ProgressRejection::foreign);  // not base64url
 }
 
 TEST_CASE("progress: what does not fit is left out from the highest offsets down, never more", "[progress]") {
-  // 50,000 completed records, every other offset: far more than 4,000 bytes.
+  // 50,000 completed records, every other offset: far more than 4,000 bytes either way (the bitset
+  // records the most: 6 offsets a byte).
   OffsetProgress scattered{.base = 1000, .completed = {}, .attempts = {}};
   for (std::int64_t i = 0; i < 50000; ++i) scattered.completed.push_back({1001 + 2 * i, 1001 + 2 * i});
   for (std::int64_t i = 0; i < 5000; ++i) scattered.attempts.emplace_back(1000 + 2 * i, 3);
@@ -134,6 +143,7 @@ TEST_CASE("progress: what does not fit is left out from the highest offsets down
   CHECK(std::equal(back.attempts.begin(), back.attempts.end(), scattered.attempts.begin()));
   CHECK_FALSE(back.attempts.empty());
   CHECK(cut_at == scattered.completed[back.completed.size()].first);
+  CHECK(back.completed.size() > 5000);  // what ~1,950 bytes of bits hold: ~11,700 offsets
 }
 
 TEST_CASE("progress: the container checkpoints completions past a retrying record, and its attempts",
