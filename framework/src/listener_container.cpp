@@ -167,6 +167,8 @@ struct Unit {
   RecordQueue queue;  ///< the head runs or waits
   std::size_t running{0};    ///< records at the front a worker holds (it runs them one after the other)
   bool waiting{false};
+  std::uint64_t gate{0};  ///< its retry waits for the commit of this checkpoint (its attempt count): 0 none
+  Clock::time_point gate_deadline{};  ///< ... at most until then
 };
 
 /// Offsets given to the container and not settled, in order; the position is the first of them.
@@ -291,6 +293,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   FlowChanges flow;
   std::atomic<bool> news{false};
   std::atomic<bool> urgent{false};  ///< an attempt count changed since the last checkpoint
+  std::uint64_t checkpoints{0};     ///< checkpoint() calls
+  std::uint64_t acknowledged{0};    ///< the last checkpoint the adapter committed
 
   struct Worker {
     std::thread thread;
@@ -534,10 +538,19 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     while (!timers.empty() && timers.begin()->first <= now) {
       Unit* unit = timers.begin()->second;
       timers.erase(timers.begin());
+      if (unit->gate > acknowledged && now < unit->gate_deadline) {
+        // Its attempt count is not committed yet: a crash in the retry would not count it.
+        timers.emplace(std::min(now + kGatePoll, unit->gate_deadline), unit);
+        continue;
+      }
+      unit->gate = 0;
       unit->waiting = false;
       ready.push_back(unit);
     }
   }
+  /// A retry whose attempt count is not committed looks again this often, at most kGateMax past its due time.
+  static constexpr std::chrono::milliseconds kGatePoll{5};
+  static constexpr std::chrono::milliseconds kGateMax{2000};
 
   void work(Worker& self) {
     std::unique_lock lock(mutex);
@@ -615,8 +628,13 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     }
     if (p.draining || stopping) {  // what was not settled is dropped: read again later
       if (failed) {
-        detail::log().info("listener {}: {} not retried: {}; it is delivered again", name,
-                           where(unit.queue.front().message), stopping ? "stopping" : "its partition was revoked");
+        const Record& head = unit.queue.front();
+        // Its attempts so far go into the final commit: the next delivery counts on from them.
+        if (!head.progress.dead_letter_due && head.progress.failures > 0) {
+          p.attempts[head.message.offset] = {head.progress.failures, false};
+        }
+        detail::log().info("listener {}: {} not retried: {}; it is delivered again", name, where(head.message),
+                           stopping ? "stopping" : "its partition was revoked");
       }
       while (!unit.queue.empty()) {
         drop_record_locked(p, unit.queue.back());
@@ -628,7 +646,11 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
         p.progressed = true;
         urgent.store(true, std::memory_order_relaxed);
         news.store(true, std::memory_order_relaxed);
-        if (runtime.wake) runtime.wake();  // the fetch loop commits the count before the retry, as a rule
+        if (runtime.wake) runtime.wake();  // the fetch loop commits the count before the retry
+        if (runtime.gate_retries) {
+          unit.gate = checkpoints + 1;  // the next checkpoint carries it
+          unit.gate_deadline = Clock::now() + retry_in + kGateMax;
+        }
       }
       unit.waiting = true;
       timers.emplace(Clock::now() + retry_in, &unit);
@@ -909,6 +931,7 @@ std::vector<Position> ListenerContainer::checkpoint() {
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   s.urgent.store(false, std::memory_order_relaxed);
+  ++s.checkpoints;
   std::vector<Position> positions;
   for (auto& [id, p] : s.partitions) {
     if (!p->progressed || p->draining) continue;
@@ -922,6 +945,19 @@ std::vector<Position> ListenerContainer::checkpoint() {
 }
 
 bool ListenerContainer::checkpoint_urgent() const noexcept { return state_->urgent.load(std::memory_order_relaxed); }
+
+std::uint64_t ListenerContainer::checkpoint_serial() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->checkpoints;
+}
+
+void ListenerContainer::committed(std::uint64_t serial) {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  if (serial <= s.acknowledged) return;
+  s.acknowledged = serial;
+  s.wake.notify_all();  // gated retries may go
+}
 
 void ListenerContainer::halt() noexcept {
   State& s = *state_;

@@ -5,6 +5,7 @@
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/listener_container.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <thread>
@@ -236,4 +237,36 @@ TEST_CASE("progress: completed records not offered yet stay in the metadata, and
   stopped = other.stop();
   REQUIRE(stopped.size() == 1);
   CHECK(stopped[0].offset == 10);
+}
+
+TEST_CASE("progress: with gated retries a retry waits until the checkpoint with its attempt count was committed",
+          "[progress][container]") {
+  NoDeadLetters dead_letters;
+  Seen seen;
+  std::atomic<bool> count_committed{false};
+  std::atomic<bool> retried_before_commit{false};
+  ListenerContainer container(
+      Subscription{.topic = "t",
+                   .handler =
+                       [&](const Message& m) {
+                         seen.note(m);
+                         if (m.attempt == 1) throw std::runtime_error("first attempt fails");
+                         if (!count_committed.load()) retried_before_commit = true;
+                       },
+                   .group = "g",
+                   .container = {.failure = {.retry = RetryPolicy{.retries = 1, .delay = 0ms}}}},
+      dead_letters, ContainerRuntime{.gate_retries = true});
+  container.start();
+  container.assign({{"t", 0}});
+  container.offer(record(7, "k"));
+  REQUIRE(eventually([&] { return container.checkpoint_urgent(); }));
+  const auto positions = container.checkpoint();  // what the adapter commits: the count of 7
+  REQUIRE(positions.size() == 1);
+  CHECK(decoded(positions[0].metadata, 7).attempts == std::vector<std::pair<std::int64_t, int>>{{7, 2}});
+  count_committed = true;
+  container.committed(container.checkpoint_serial());
+  REQUIRE(seen.wait_for(2));
+  container.stop();
+  CHECK_FALSE(retried_before_commit.load());
+  CHECK(seen.records == std::vector<std::pair<std::int64_t, int>>{{7, 1}, {7, 2}});
 }

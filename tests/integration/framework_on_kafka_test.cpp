@@ -534,7 +534,7 @@ TEST_CASE("kafka adapter: stop() while fetched records are still queued neither 
 }
 
 TEST_CASE("kafka framework: a stop while a record waits for its retry commits the records finished past it and "
-          "its attempts; the restart runs only that record, its attempt count going on",
+          "its attempts, and the restart runs only that record, its attempt count going on",
           "[kafka][real][progress]") {
   const auto servers = bootstrap_servers();
   const auto topic = unique_name("progress");
@@ -579,7 +579,7 @@ TEST_CASE("kafka framework: a stop while a record waits for its retry commits th
   CHECK(committed_metadata(servers, group, topic, 0).empty());
 }
 
-TEST_CASE("kafka framework: commit metadata another client wrote is ignored with a warning; consumption starts at "
+TEST_CASE("kafka framework: commit metadata another client wrote is ignored with a warning, and consumption starts at "
           "the committed offset",
           "[kafka][real][progress]") {
   const auto servers = bootstrap_servers();

@@ -108,7 +108,10 @@ void Consumer::start() {
   messaging::ContainerRuntime runtime{.inline_execution = false,
                                       .block_when_full = false,
                                       .assign_on_offer = false,
-                                      .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); }};
+                                      .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); },
+                                      .around_handler = {},
+                                      // Group subscriptions commit each checkpoint (below) and report it.
+                                      .gate_retries = !broadcast()};
   if (subscription_->container.transactional) {
     transactional_ = make_transactional_();
     // Weak: a handler that outlived the stop may still finish after the consumer is gone.
@@ -393,6 +396,7 @@ void Consumer::commit_noted() {
     const auto err = rd_kafka_event_error(event.get());
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
       in_flight_.clear();
+      container_->committed(in_flight_serial_);
       break;
     }
     if (err == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && !metadata_refused_) {
@@ -418,6 +422,7 @@ void Consumer::commit_noted() {
   }
   in_flight_.swap(noted_);
   noted_.clear();
+  in_flight_serial_ = noted_serial_;
 }
 
 std::vector<messaging::Position> Consumer::read_committed(rd_kafka_topic_partition_list_t* partitions) {
@@ -489,7 +494,10 @@ void Consumer::run() noexcept {
       if (!broadcast()) {
         if (container_->checkpoint_urgent() || now - checkpoint_at >= commit_interval_) {
           note(container_->checkpoint());
+          noted_serial_ = container_->checkpoint_serial();
           checkpoint_at = now;
+          // Nothing to commit: the checkpoint is as good as committed.
+          if (noted_.empty() && in_flight_.empty()) container_->committed(noted_serial_);
         }
         commit_noted();
       }

@@ -108,6 +108,8 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   std::map<messaging::TopicPartition, messaging::Position> in_flight_; ///< sent, answer pending
   QueueHandle commit_queue_;       ///< answers of asynchronous commits (destroyed before rk_)
   std::uintptr_t commit_serial_{0};  ///< of the last asynchronous commit: its answer carries it
+  std::uint64_t noted_serial_{0};     ///< the container's checkpoint that noted_ is up to
+  std::uint64_t in_flight_serial_{0}; ///< ... and in_flight_
   bool metadata_refused_{false};   ///< the broker refused the metadata (offset.metadata.max.bytes): sent without
 
   messaging::MessageBrokerPort& dead_letters_;

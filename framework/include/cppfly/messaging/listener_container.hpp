@@ -54,6 +54,10 @@ struct ContainerRuntime {
   /// handler (Kafka: a transaction that also commits the record's offset). It calls handle() once and
   /// lets its exception through (after aborting); an exception of its own fails the attempt too.
   std::function<void(const Message&, const std::function<void()>& handle)> around_handler{};
+  /// The adapter commits checkpoints and reports them (committed()): a retry then waits until the
+  /// checkpoint carrying its attempt count was committed (at most 2 s past its backoff), so a crash
+  /// during the retry still counts it.
+  bool gate_retries{false};
 };
 
 /// Partitions to pause and to resume (the fetch loop applies them).
@@ -104,6 +108,10 @@ class ListenerContainer {
   /// True when an attempt count changed since the last checkpoint(): commit soon, so that a crash in
   /// the coming retry does not reset it.
   [[nodiscard]] bool checkpoint_urgent() const noexcept;
+  /// The number of the last checkpoint() (1, 2, ...), for committed().
+  [[nodiscard]] std::uint64_t checkpoint_serial() const;
+  /// Checkpoints up to `serial` are committed (ContainerRuntime::gate_retries).
+  void committed(std::uint64_t serial);
   /// True when take_positions() or take_flow_changes() may have something (a cheap check).
   [[nodiscard]] bool has_news() const noexcept;
   /// Partitions to pause or resume since the last call.
