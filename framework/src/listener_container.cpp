@@ -293,6 +293,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   FlowChanges flow;
   std::atomic<bool> news{false};
   std::atomic<bool> urgent{false};  ///< an attempt count changed since the last checkpoint
+  std::atomic<bool> flow_news{false};  ///< partitions to pause or resume since take_flow_changes()
   std::uint64_t checkpoints{0};     ///< checkpoint() calls
   std::uint64_t acknowledged{0};    ///< the last checkpoint the adapter committed
 
@@ -307,20 +308,16 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     const auto& o = subscription.container;
     return buffered_records >= o.max_buffered_records || buffered_bytes >= o.max_buffered_bytes;
   }
-  [[nodiscard]] bool below_low_mark() const {
-    const auto& o = subscription.container;
-    return buffered_records <= o.max_buffered_records / 2 && buffered_bytes <= o.max_buffered_bytes / 2;
-  }
   /// Pauses a partition whose records fill its share of the bound (the bound divided among the
   /// assigned partitions: one partition's backlog cannot take the whole buffer and leave the others'
   /// workers idle), or any partition with records buffered while the whole bound is full. Resumes one
-  /// once it holds at most half its share and the whole buffer is at most half full.
+  /// once it holds at most half its share and the whole buffer is below the bound: a partition that
+  /// drained goes on while others still hold more than their share.
   void note_flow_locked() {
     if (runtime.block_when_full || stopping) return;  // stopped: the fetch loop asks nothing more
     const std::size_t assigned = std::max<std::size_t>(1, partitions.size());
     const std::size_t share = std::max<std::size_t>(1, subscription.container.max_buffered_records / assigned);
     const bool over = full();
-    const bool low = below_low_mark();
     bool changed = false;
     bool resumed = false;
     for (auto& [id, p] : partitions) {
@@ -331,13 +328,16 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
           flow.pause.push_back(id);
           changed = true;
         }
-      } else if (low && p->buffered <= share / 2) {
+      } else if (!over && p->buffered <= share / 2) {
         p->paused = false;
         flow.resume.push_back(id);
         changed = resumed = true;
       }
     }
-    if (changed) news.store(true);
+    if (changed) {
+      news.store(true);
+      flow_news.store(true, std::memory_order_relaxed);
+    }
     if (resumed && runtime.wake) runtime.wake();
   }
 
@@ -968,8 +968,13 @@ void ListenerContainer::halt() noexcept {
 
 bool ListenerContainer::has_news() const noexcept { return state_->news.load(std::memory_order_relaxed); }
 
+bool ListenerContainer::has_flow_changes() const noexcept {
+  return state_->flow_news.load(std::memory_order_relaxed);
+}
+
 FlowChanges ListenerContainer::take_flow_changes() {
   const std::lock_guard lock(state_->mutex);
+  state_->flow_news.store(false, std::memory_order_relaxed);
   return std::exchange(state_->flow, {});
 }
 

@@ -487,7 +487,9 @@ void Consumer::run() noexcept {
         container_->offer(batch);
       }
       const auto now = Clock::now();
-      if (container_->has_news() && (idle || now - stored_at >= kStoreInterval)) {
+      // Pauses at once (librdkafka drops what it prefetched of a paused partition), positions at most
+      // every kStoreInterval.
+      if (container_->has_news() && (idle || container_->has_flow_changes() || now - stored_at >= kStoreInterval)) {
         apply_container();
         stored_at = now;
       }

@@ -116,6 +116,8 @@ class ListenerContainer {
   [[nodiscard]] bool has_news() const noexcept;
   /// Partitions to pause or resume since the last call.
   [[nodiscard]] FlowChanges take_flow_changes();
+  /// True when take_flow_changes() has something (a cheap check: the fetch loop applies pauses at once).
+  [[nodiscard]] bool has_flow_changes() const noexcept;
   /// No record starts from now on (running ones finish); stop() follows. For a stop requested on
   /// another thread than the one that will call stop().
   void halt() noexcept;
