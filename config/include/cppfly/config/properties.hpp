@@ -47,7 +47,7 @@ struct KafkaProperties {
 
 /// pyfly.messaging.listener.* (and PyFly's pyfly.context.shutdown-timeout): every listener container's bounds.
 struct ListenerProperties {
-  std::size_t max_buffered_records{10000};                ///< fetched, not yet settled, per listener
+  std::size_t max_buffered_records{50000};                ///< fetched, not yet settled, per listener
   std::size_t max_buffered_bytes{std::size_t{64} << 20U};  ///< the same in payload bytes
   std::chrono::milliseconds shutdown_timeout{30000};      ///< pyfly.context.shutdown-timeout
 };

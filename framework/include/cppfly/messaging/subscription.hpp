@@ -31,7 +31,7 @@ struct ContainerOptions {
   FailurePolicy failure{};
   /// Records fetched and not yet settled, at most (Kafka: above it the partitions behind are paused,
   /// resumed below half of it; in-memory broker: publish waits).
-  std::size_t max_buffered_records{10000};
+  std::size_t max_buffered_records{50000};
   std::size_t max_buffered_bytes{std::size_t{64} << 20U};  ///< the same bound on their payload bytes
   /// stop() and a revoke let running handlers finish this long; then they are abandoned.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{30}};
