@@ -57,6 +57,18 @@ void ListenerRegistry::add(ListenerDefinition listener) noexcept {
     if (o.concurrency > 1024)
       record_problem(fmt::format("listener '{}' at {}: concurrency {} is more than 1024 (each is a thread)",
                                  listener.name, where, o.concurrency));
+    if (listener.is_batch()) {
+      if (o.ordering != Ordering::partition)
+        record_problem(fmt::format("listener '{}' at {} is a batch listener: its batches are one partition's records "
+                                   "in offset order, so its ordering must be partition (not {})",
+                                   listener.name, where, to_string(o.ordering)));
+      if (o.transactional)
+        record_problem(fmt::format("listener '{}' at {}: a batch listener cannot be transactional", listener.name, where));
+      if (o.batch_max_records < 1)
+        record_problem(fmt::format("listener '{}' at {}: batch_max_records must be >= 1", listener.name, where));
+      if (o.batch_max_wait.count() < 0)
+        record_problem(fmt::format("listener '{}' at {}: batch_max_wait must be >= 0", listener.name, where));
+    }
     for (const auto& topic : o.all_topics()) {
       if (topic == o.dead_letter_topic)
         record_problem(fmt::format("listener '{}' at {}: dead_letter_topic '{}' is also a topic it listens to",
@@ -108,14 +120,16 @@ namespace detail {
 
 void ListenerRegistrar::register_listener(const char* name, ListenerOptions options, const char* file, int line,
                                           const std::type_info& owner,
-                                          std::function<MessageHandler(void*)> make) noexcept {
+                                          std::function<MessageHandler(void*)> make,
+                                          std::function<BatchHandler(void*)> make_batch) noexcept {
   try {
     ListenerDefinition listener{.name = name,
                                 .options = std::move(options),
                                 .location = {file, line},
                                 .owner = owner,
                                 .owner_name = {},
-                                .make_handler = std::move(make)};
+                                .make_handler = std::move(make),
+                                .make_batch_handler = std::move(make_batch)};
     ListenerRegistry::global().add(std::move(listener));
   } catch (...) {
     // add() records its own problems; building the definition itself can only fail on allocation.
