@@ -238,6 +238,20 @@ struct CurrentRun {
 };
 thread_local CurrentRun current_run;
 
+/// While alive, this thread runs a handler of `state` (in `partition`): for StopFromHandler.
+class RunningHere {
+ public:
+  RunningHere(ListenerContainer::State* state, Partition* partition) noexcept : outer_(current_run) {
+    current_run = {state, partition};
+  }
+  ~RunningHere() { current_run = outer_; }
+  RunningHere(const RunningHere&) = delete;
+  RunningHere& operator=(const RunningHere&) = delete;
+
+ private:
+  CurrentRun outer_;
+};
+
 enum class Outcome { settled, retry, unsettled };
 
 }  // namespace
@@ -416,12 +430,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       retry_in = dead_letter_backoff(progress);
       return Outcome::retry;
     }
-    const CurrentRun outer = current_run;
-    current_run = {this, p};
-    struct Restore {
-      CurrentRun outer;
-      ~Restore() { current_run = outer; }
-    } restore{outer};
+    const RunningHere running_here(this, p);
     try {
       if (runtime.around_handler) {
         runtime.around_handler(message, [&] { subscription.handler(message); });
@@ -660,12 +669,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   /// Calls the batch handler (the handler runs on this thread for StopFromHandler); its exception, or null.
   std::exception_ptr call_batch(std::span<const Message> batch, Partition* p) {
-    const CurrentRun outer = current_run;
-    current_run = {this, p};
-    struct Restore {
-      CurrentRun outer;
-      ~Restore() { current_run = outer; }
-    } restore{outer};
+    const RunningHere running_here(this, p);
     try {
       subscription.batch_handler(batch);
       return nullptr;

@@ -108,10 +108,13 @@ std::vector<std::string> ListenerRegistry::describe() const {
   std::vector<std::string> lines;
   for (const auto& l : listeners_) {
     const auto& o = l.options;
-    lines.push_back(fmt::format("{} topics=[{}] group={} retries={} retry_delay={}ms dead_letter={} concurrency={} ordering={} ({})",
+    const std::string batch =
+        l.is_batch() ? fmt::format(" batch_max_records={} batch_max_wait={}ms", o.batch_max_records, o.batch_max_wait.count())
+                     : std::string();
+    lines.push_back(fmt::format("{} topics=[{}] group={} retries={} retry_delay={}ms dead_letter={} concurrency={} ordering={}{} ({})",
                                 l.name, fmt::join(o.all_topics(), ","), o.group_id.empty() ? "-" : o.group_id,
                                 o.retries, o.retry_delay.count(), o.dead_letter_topic.empty() ? "-" : o.dead_letter_topic,
-                                o.concurrency, to_string(o.ordering), at(l.location)));
+                                o.concurrency, to_string(o.ordering), batch, at(l.location)));
   }
   return lines;
 }

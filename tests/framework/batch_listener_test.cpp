@@ -81,25 +81,6 @@ class Calls {
   std::vector<std::string> handled_;
 };
 
-/// A port that only records dead letters (the container publishes them through it).
-struct DeadLetters : MessageBrokerPort {
-  std::mutex mutex;
-  std::vector<Message> records;
-  DeliveryResult publish(std::string_view topic, std::string_view value, PublishOptions options) override {
-    const std::lock_guard lock(mutex);
-    records.push_back(Message{.topic = std::string(topic), .value = std::string(value), .key = options.key,
-                              .headers = options.headers});
-    return {};
-  }
-  std::future<DeliveryResult> publish_async(std::string_view, std::string, PublishOptions) override { return {}; }
-  void publish_async(std::string_view, std::string, PublishOptions, DeliveryCallback) override {}
-  bool flush(std::chrono::milliseconds) override { return true; }
-  using MessageBrokerPort::subscribe;
-  void subscribe(Subscription) override {}
-  void start() override {}
-  void stop() override {}
-};
-
 std::vector<std::string> numbers(int from, int to) {
   std::vector<std::string> out;
   for (int i = from; i < to; ++i) out.push_back(std::to_string(i));
@@ -134,6 +115,16 @@ Subscription twenty(Calls& calls, int retries, std::function<void(std::span<cons
                         }
                         calls.handled(seen, batch.size());
                       }};
+}
+
+/// A batch handler that notes each call and handles every record of it.
+BatchHandler noting(Calls& calls) {
+  return [&calls](std::span<const Message> batch) {
+    calls.note(batch);
+    Call all;
+    for (const auto& m : batch) all.values.push_back(m.value);
+    calls.handled(all, all.values.size());
+  };
 }
 
 /// Index of the record whose value is `value` in `batch`, or batch.size().
@@ -298,19 +289,15 @@ TEST_CASE("batch: an undecodable record is dead-lettered at once and left out of
 
 TEST_CASE("batch: batches never mix partitions, keep offset order and hold at most batch_max_records",
           "[batch][container]") {
-  DeadLetters dead_letters;
+  InMemoryMessageBroker dead_letters;  // the containers' dead-letter port (no subscribers)
+  dead_letters.start();
   Calls calls;
   ListenerContainer container(
       Subscription{.topic = "t",
                    .handler = {},
                    .group = "g",
                    .container = {.concurrency = 3, .batch_max_records = 8},
-                   .batch_handler = [&](std::span<const Message> batch) {
-                     calls.note(batch);
-                     Call all;
-                     for (const auto& m : batch) all.values.push_back(m.value);
-                     calls.handled(all, all.values.size());
-                   }},
+                   .batch_handler = noting(calls)},
       dead_letters, ContainerRuntime{.assign_on_offer = true});
   // Offered in one go before the workers start: the batches are the same on every run.
   std::vector<Message> fetched;
@@ -347,7 +334,8 @@ TEST_CASE("batch: batches never mix partitions, keep offset order and hold at mo
 
 TEST_CASE("batch: only settled records count for the position while the failed one waits for its retry",
           "[batch][container][offsets]") {
-  DeadLetters dead_letters;
+  InMemoryMessageBroker dead_letters;  // the containers' dead-letter port (no subscribers)
+  dead_letters.start();
   Calls calls;
   ListenerContainer container(
       Subscription{.topic = "t",
@@ -380,19 +368,15 @@ TEST_CASE("batch: only settled records count for the position while the failed o
 }
 
 TEST_CASE("batch: a batch waits up to batch_max_wait to fill, and runs at once when full", "[batch][container]") {
-  DeadLetters dead_letters;
+  InMemoryMessageBroker dead_letters;  // the containers' dead-letter port (no subscribers)
+  dead_letters.start();
   Calls calls;
   auto subscription = [&](std::chrono::milliseconds wait) {
     return Subscription{.topic = "t",
                         .handler = {},
                         .group = "g",
                         .container = {.batch_max_records = 3, .batch_max_wait = wait},
-                        .batch_handler = [&](std::span<const Message> batch) {
-                          calls.note(batch);
-                          Call all;
-                          for (const auto& m : batch) all.values.push_back(m.value);
-                          calls.handled(all, all.values.size());
-                        }};
+                        .batch_handler = noting(calls)};
   };
   SECTION("filled: three records offered one by one make one batch (the wait is 60 s)") {
     ListenerContainer container(subscription(60s), dead_letters, ContainerRuntime{.assign_on_offer = true});
