@@ -237,12 +237,17 @@ void Application::bind_listeners() {
         .max_buffered_records = bounds.max_buffered_records,
         .max_buffered_bytes = bounds.max_buffered_bytes,
         .shutdown_timeout = bounds.shutdown_timeout,
-        .transactional = options.transactional};
+        .transactional = options.transactional,
+        .batch_max_records = options.batch_max_records,
+        .batch_max_wait = options.batch_max_wait};
     auto handler = listener.make_handler(instance);
+    messaging::BatchHandler batch_handler;
+    if (listener.is_batch()) batch_handler = listener.make_batch_handler(instance);
     std::optional<std::string> group;
     if (!options.group_id.empty()) group = options.group_id;
     for (const auto& topic : options.all_topics()) {
-      port.subscribe(messaging::Subscription{.topic = topic, .handler = handler, .group = group, .container = container});
+      port.subscribe(messaging::Subscription{
+          .topic = topic, .handler = handler, .group = group, .container = container, .batch_handler = batch_handler});
     }
   }
   detail::log().info("{} listener(s) bound", registry_.listeners().size());

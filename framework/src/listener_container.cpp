@@ -7,10 +7,13 @@
 //                retry the whole unit waits
 //   ready        units whose head may run now; workers take them in turn
 //   timers       units waiting for a retry (or a dead-letter publish to be tried again)
+// A batch handler gets up to batch_max_records records at the front of a unit (a partition: batches
+// need partition ordering) in one call; a unit waiting for its batch to fill is on the timers too.
 // A partition being revoked or stopped is `draining`: nothing more is queued, records that finish
 // still settle; once the wait is over it is `gone` and late finishes are dropped.
 #include <cppfly/messaging/listener_container.hpp>
 
+#include <cppfly/messaging/batch_failure.hpp>
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/dead_letter.hpp>
 #include <cppfly/messaging/json_codec.hpp>
@@ -29,6 +32,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "cppfly/detail/log.hpp"
 #include "offset_progress.hpp"
@@ -60,6 +64,14 @@ Failure describe_current_exception() {
   }
 }
 
+Failure describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (...) {
+    return describe_current_exception();
+  }
+}
+
 std::string where(const Message& message) {
   std::string text = message.topic;
   if (message.partition >= 0) text.append("[").append(std::to_string(message.partition)).append("]");
@@ -81,6 +93,7 @@ struct Record {
   Message message;
   std::size_t bytes{0};
   Progress progress{};
+  bool done{false};  ///< batches: settled (offset too) behind an unsettled record; popped when it reaches the front
 };
 
 /// A FIFO of records in chunks of 64 that are reused (a std::deque would allocate a block for every
@@ -169,6 +182,8 @@ struct Unit {
   bool waiting{false};
   std::uint64_t gate{0};  ///< its retry waits for the commit of this checkpoint (its attempt count): 0 none
   Clock::time_point gate_deadline{};  ///< ... at most until then
+  bool filling{false};        ///< batches: waiting (on the timers, until fill_due) for more records
+  Clock::time_point fill_due{};
 };
 
 /// Offsets given to the container and not settled, in order; the position is the first of them.
@@ -252,6 +267,20 @@ struct CurrentRun {
   Partition* partition{nullptr};
 };
 thread_local CurrentRun current_run;
+
+/// While alive, this thread runs a handler of `state` (in `partition`): for StopFromHandler.
+class RunningHere {
+ public:
+  RunningHere(ListenerContainer::State* state, Partition* partition) noexcept : outer_(current_run) {
+    current_run = {state, partition};
+  }
+  ~RunningHere() { current_run = outer_; }
+  RunningHere(const RunningHere&) = delete;
+  RunningHere& operator=(const RunningHere&) = delete;
+
+ private:
+  CurrentRun outer_;
+};
 
 enum class Outcome { settled, retry, unsettled };
 
@@ -381,6 +410,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     for (auto it = p.units.begin(); it != p.units.end();) {
       Unit& unit = it->second;
       unit.waiting = false;
+      unit.filling = false;
       while (unit.queue.size() > unit.running) {
         drop_record_locked(p, unit.queue.back());
         unit.queue.pop_back();
@@ -486,12 +516,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       retry_in = dead_letter_backoff(progress);
       return Outcome::retry;
     }
-    const CurrentRun outer = current_run;
-    current_run = {this, p};
-    struct Restore {
-      CurrentRun outer;
-      ~Restore() { current_run = outer; }
-    } restore{outer};
+    const RunningHere running_here(this, p);
     try {
       if (runtime.around_handler) {
         runtime.around_handler(message, [&] { subscription.handler(message); });
@@ -545,6 +570,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       }
       unit->gate = 0;
       unit->waiting = false;
+      unit->filling = false;
       ready.push_back(unit);
     }
   }
@@ -579,6 +605,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   /// Runs the records at the front of `unit`, one after the other (called and returning with the lock held).
   void run(std::unique_lock<std::mutex>& lock, Unit& unit) {
+    if (batching()) {
+      run_batch(lock, unit);
+      return;
+    }
     Partition& p = *unit.partition;
     std::array<Record*, kRunLength> records{};
     const std::size_t held = std::min(unit.queue.size(), kRunLength);
@@ -603,6 +633,14 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       ++settled;
     }
     lock.lock();
+    finish_run_locked(unit, held, settled, failed, retry_in);
+  }
+
+  /// After a worker ran the first `held` records of `unit`: pops the first `settled` (settling them),
+  /// then queues the unit again, sets its retry timer (`failed`), or drops what is left (lock held).
+  void finish_run_locked(Unit& unit, std::size_t held, std::size_t settled, bool failed,
+                         std::chrono::milliseconds retry_in) {
+    Partition& p = *unit.partition;
     --running;
     --p.running;
     unit.running = 0;
@@ -682,6 +720,20 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       }
     }
     if (unit.running == 0 && !unit.waiting && unit.queue.size() == 1) {
+      if (batching() && subscription.container.batch_max_wait.count() > 0 && batch_limit() > 1) {
+        unit.waiting = unit.filling = true;  // the batch waits to fill
+        unit.fill_due = Clock::now() + subscription.container.batch_max_wait;
+        timers.emplace(unit.fill_due, &unit);
+        return true;  // a sleeping worker may have to wake sooner
+      }
+      ready.push_back(&unit);
+      return true;
+    }
+    if (unit.filling && unit.queue.size() >= batch_limit()) {  // filled before its wait ended
+      const auto [first, last] = timers.equal_range(unit.fill_due);
+      const auto timer = std::find_if(first, last, [&](const auto& t) { return t.second == &unit; });
+      if (timer != last) timers.erase(timer);
+      unit.waiting = unit.filling = false;
       ready.push_back(&unit);
       return true;
     }
@@ -693,6 +745,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   /// them does (stop() cuts their retry waits short).
   void run_inline(const Message& message) {
     if (halted.load(std::memory_order_relaxed)) return;  // stopped: dropped
+    if (batching()) {
+      run_inline_batch(message);
+      return;
+    }
     // The first attempt sees the publisher's message (attempt 1); a retry, a copy with its count.
     Progress progress;
     std::optional<Message> copy;
@@ -712,6 +768,221 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       current = &*copy;
     }
     if (error) std::rethrow_exception(error);
+  }
+
+  // --- batches -------------------------------------------------------------------------------
+  [[nodiscard]] bool batching() const noexcept { return static_cast<bool>(subscription.batch_handler); }
+  [[nodiscard]] std::size_t batch_limit() const noexcept {
+    return std::max<std::size_t>(1, subscription.container.batch_max_records);
+  }
+
+  /// What a batch run did.
+  struct BatchRun {
+    std::size_t settled{0};  ///< records at the front now settled (handled, dead-lettered or skipped)
+    bool retry{false};       ///< the record after them is tried again in retry_in
+    std::chrono::milliseconds retry_in{0};
+    std::exception_ptr error{};  ///< inline: a record given up on without a dead-letter topic
+  };
+
+  /// Calls the batch handler (the handler runs on this thread for StopFromHandler); its exception, or null.
+  std::exception_ptr call_batch(std::span<const Message> batch, Partition* p) {
+    const RunningHere running_here(this, p);
+    try {
+      subscription.batch_handler(batch);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  /// An exhausted record (its failure noted) goes to the dead-letter topic, or is skipped without one.
+  /// False when its dead-letter publish failed: it is due, tried again later.
+  bool give_up(Record& record, BatchRun& run, const std::exception_ptr& error) {
+    const auto& policy = subscription.container.failure;
+    if (policy.dead_letter_topic.empty()) {
+      detail::log().error("listener {}: {} failed after {} retries, no dead-letter topic: {}: {}; skipped", name,
+                          where(record.message), std::max(0, record.progress.failures - 1),
+                          record.progress.failure.type, record.progress.failure.message);
+      if (runtime.inline_execution) run.error = error;
+      record.done = true;
+      return true;
+    }
+    record.done = dead_letter(record.progress, record.message);
+    return record.done;
+  }
+
+  /// The records of `members` that cannot be decoded go to the dead-letter topic at once (x-retry-count
+  /// 0) and leave the batch. False when none of them could be taken out (then the batch failed).
+  bool reject_undecodable(std::span<Record* const> records, const std::vector<std::size_t>& members,
+                          const BatchDecodeError& e) {
+    const auto& policy = subscription.container.failure;
+    bool changed = false;
+    for (const auto& rejected : e.rejected()) {
+      if (rejected.index >= members.size() || !rejected.error) continue;
+      Record& record = *records[members[rejected.index]];
+      record.progress.failure = describe(rejected.error);
+      record.progress.failures = 1;  // not retried: x-retry-count 0
+      changed = true;
+      if (policy.dead_letter_topic.empty()) {
+        detail::log().error("listener {}: {} skipped, payload cannot be decoded: {}", name, where(record.message),
+                            record.progress.failure.message);
+        record.done = true;
+      } else {
+        record.done = dead_letter(record.progress, record.message);  // else due: the batch now ends before it
+      }
+    }
+    return changed;
+  }
+
+  /// The whole batch failed: each of its records had one more attempt. Retried while its first record
+  /// has retries left; then the exhausted records are given up on one by one. True to go on at once.
+  bool fail_batch(std::span<Record* const> records, const std::vector<std::size_t>& members, BatchRun& run,
+                  const std::exception_ptr& error) {
+    const auto& policy = subscription.container.failure;
+    const int retries = std::max(0, policy.retry.retries);
+    const Failure failure = describe(error);
+    for (const std::size_t i : members) {
+      ++records[i]->progress.failures;
+      records[i]->progress.failure = failure;
+    }
+    Record& head = *records[members.front()];
+    if (head.progress.failures <= retries) {
+      run.retry = true;
+      run.retry_in = policy.retry.delay_before(head.progress.failures);
+      detail::log().warn("listener {}: batch of {} from {} failed ({}: {}); retry {}/{} in {} ms", name, members.size(),
+                         where(head.message), failure.type, failure.message, head.progress.failures, retries,
+                         run.retry_in.count());
+      return false;
+    }
+    for (const std::size_t i : members) {
+      Record& record = *records[i];
+      if (record.progress.failures <= retries) break;  // joined the batch later: has retries left
+      if (!give_up(record, run, error)) {
+        run.retry = true;
+        run.retry_in = dead_letter_backoff(record.progress);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /// A record of the batch failed (BatchFailure): the ones before it are done; it is retried or given up on.
+  /// True to go on at once (with the records after it).
+  bool fail_record(Record& record, BatchRun& run, const BatchFailure& e, const std::exception_ptr& error) {
+    const int retries = std::max(0, subscription.container.failure.retry.retries);
+    const std::exception_ptr cause = e.cause() ? e.cause() : error;
+    record.progress.failure = describe(cause);
+    ++record.progress.failures;
+    if (record.progress.failures <= retries) {
+      run.retry = true;
+      run.retry_in = subscription.container.failure.retry.delay_before(record.progress.failures);
+      detail::log().warn("listener {}: {} failed in its batch ({}: {}); retry {}/{} in {} ms", name,
+                         where(record.message), record.progress.failure.type, record.progress.failure.message,
+                         record.progress.failures, retries, run.retry_in.count());
+      return false;
+    }
+    if (give_up(record, run, cause)) return true;
+    run.retry = true;
+    run.retry_in = dead_letter_backoff(record.progress);
+    return false;
+  }
+
+  /// Runs `records` (one partition's, in offset order) as batches until all are settled, one is to be
+  /// retried, or a revoke or stop comes; called without the lock.
+  BatchRun attempt_batch(std::span<Record* const> records, Partition* p) {
+    const std::uint64_t drains_at_start = drains.load();
+    BatchRun run;
+    std::vector<std::size_t> members;  // indices into `records` of the batch handed over
+    std::vector<Message> batch;
+    for (bool first = true;; first = false) {
+      while (run.settled < records.size() && records[run.settled]->done) ++run.settled;
+      if (run.settled == records.size()) return run;
+      if (!first && drains.load(std::memory_order_relaxed) != drains_at_start) return run;  // revoke or stop
+      Record& head = *records[run.settled];
+      if (head.progress.dead_letter_due) {  // given up on before; its dead-letter publish failed
+        if (!dead_letter(head.progress, head.message)) {
+          run.retry = true;
+          run.retry_in = dead_letter_backoff(head.progress);
+          return run;
+        }
+        head.done = true;
+        continue;
+      }
+      members.clear();
+      for (std::size_t i = run.settled; i < records.size() && !records[i]->progress.dead_letter_due; ++i) {
+        if (!records[i]->done) members.push_back(i);
+      }
+      batch.clear();
+      for (const std::size_t i : members) {
+        records[i]->message.attempt = records[i]->progress.failures + 1;
+        batch.push_back(std::move(records[i]->message));
+      }
+      const std::exception_ptr error = call_batch(batch, p);
+      for (std::size_t j = 0; j < members.size(); ++j) records[members[j]]->message = std::move(batch[j]);
+      if (!error) {
+        for (const std::size_t i : members) records[i]->done = true;
+        continue;
+      }
+      bool go_on = false;
+      try {
+        std::rethrow_exception(error);
+      } catch (const BatchDecodeError& e) {
+        go_on = reject_undecodable(records, members, e) || fail_batch(records, members, run, error);
+      } catch (const BatchFailure& e) {
+        if (e.index() < members.size()) {
+          for (std::size_t j = 0; j < e.index(); ++j) records[members[j]]->done = true;
+          go_on = fail_record(*records[members[e.index()]], run, e, error);
+        } else {
+          detail::log().error("listener {}: BatchFailure index {} is outside its batch of {}: the batch failed", name,
+                              e.index(), members.size());
+          go_on = fail_batch(records, members, run, error);
+        }
+      } catch (...) {
+        go_on = fail_batch(records, members, run, error);
+      }
+      if (!go_on) {
+        while (run.settled < records.size() && records[run.settled]->done) ++run.settled;
+        return run;
+      }
+    }
+  }
+
+  /// A worker's batch: up to batch_max_records records at the front of `unit` (lock held on entry and exit).
+  void run_batch(std::unique_lock<std::mutex>& lock, Unit& unit) {
+    Partition& p = *unit.partition;
+    const std::size_t held = std::min(unit.queue.size(), batch_limit());
+    std::vector<Record*> records(held);
+    for (std::size_t i = 0; i < held; ++i) records[i] = &unit.queue[i];
+    unit.running = held;
+    ++p.running;
+    ++running;
+    lock.unlock();
+    const BatchRun outcome = attempt_batch(records, &p);
+    lock.lock();
+    if (!p.gone) {  // settled behind an unsettled record (dead-lettered, or before a BatchFailure's index)
+      for (std::size_t i = outcome.settled; i < held; ++i) {
+        if (records[i]->done) settle_locked(p, records[i]->message.offset);
+      }
+    }
+    finish_run_locked(unit, held, outcome.settled, outcome.retry, outcome.retry_in);
+  }
+
+  /// Inline: the record as a batch of one (nothing else is buffered), its retries on this thread.
+  void run_inline_batch(const Message& message) {
+    Record record{.message = message};
+    const std::array<Record*, 1> records{&record};
+    for (;;) {
+      const BatchRun outcome = attempt_batch(records, nullptr);
+      if (!outcome.retry) {
+        if (outcome.error) std::rethrow_exception(outcome.error);
+        return;
+      }
+      std::unique_lock lock(mutex);
+      if (wake.wait_for(lock, outcome.retry_in, [&] { return halted.load(); })) {
+        detail::log().info("listener {}: {} not retried: stopping", name, where(message));
+        return;
+      }
+    }
   }
 
   void start_workers() {
@@ -759,6 +1030,25 @@ ListenerContainer::~ListenerContainer() {
   try {
     stop();
   } catch (...) {  // NOLINT(bugprone-empty-catch): nothing may leave a destructor
+  }
+}
+
+void ListenerContainer::check(const Subscription& subscription) {
+  if (!subscription.batch_handler) return;
+  const auto& o = subscription.container;
+  std::string listener = o.failure.listener_name.empty() ? std::string("of '").append(subscription.topic).append("'")
+                                                          : std::string("'").append(o.failure.listener_name).append("'");
+  if (o.ordering != Ordering::partition) {
+    throw BrokerError(std::string("batch listener ")
+                          .append(listener)
+                          .append(": a batch is one partition's records in offset order, so ordering must be "
+                                  "partition (not ")
+                          .append(to_string(o.ordering))
+                          .append(")"));
+  }
+  if (o.transactional) throw BrokerError(std::string("batch listener ").append(listener).append(" cannot be transactional"));
+  if (o.batch_max_records < 1) {
+    throw BrokerError(std::string("batch listener ").append(listener).append(": batch_max_records must be >= 1"));
   }
 }
 

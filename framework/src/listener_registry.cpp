@@ -57,6 +57,18 @@ void ListenerRegistry::add(ListenerDefinition listener) noexcept {
     if (o.concurrency > 1024)
       record_problem(fmt::format("listener '{}' at {}: concurrency {} is more than 1024 (each is a thread)",
                                  listener.name, where, o.concurrency));
+    if (listener.is_batch()) {
+      if (o.ordering != Ordering::partition)
+        record_problem(fmt::format("listener '{}' at {} is a batch listener: its batches are one partition's records "
+                                   "in offset order, so its ordering must be partition (not {})",
+                                   listener.name, where, to_string(o.ordering)));
+      if (o.transactional)
+        record_problem(fmt::format("listener '{}' at {}: a batch listener cannot be transactional", listener.name, where));
+      if (o.batch_max_records < 1)
+        record_problem(fmt::format("listener '{}' at {}: batch_max_records must be >= 1", listener.name, where));
+      if (o.batch_max_wait.count() < 0)
+        record_problem(fmt::format("listener '{}' at {}: batch_max_wait must be >= 0", listener.name, where));
+    }
     for (const auto& topic : o.all_topics()) {
       if (topic == o.dead_letter_topic)
         record_problem(fmt::format("listener '{}' at {}: dead_letter_topic '{}' is also a topic it listens to",
@@ -96,10 +108,13 @@ std::vector<std::string> ListenerRegistry::describe() const {
   std::vector<std::string> lines;
   for (const auto& l : listeners_) {
     const auto& o = l.options;
-    lines.push_back(fmt::format("{} topics=[{}] group={} retries={} retry_delay={}ms dead_letter={} concurrency={} ordering={} ({})",
+    const std::string batch =
+        l.is_batch() ? fmt::format(" batch_max_records={} batch_max_wait={}ms", o.batch_max_records, o.batch_max_wait.count())
+                     : std::string();
+    lines.push_back(fmt::format("{} topics=[{}] group={} retries={} retry_delay={}ms dead_letter={} concurrency={} ordering={}{} ({})",
                                 l.name, fmt::join(o.all_topics(), ","), o.group_id.empty() ? "-" : o.group_id,
                                 o.retries, o.retry_delay.count(), o.dead_letter_topic.empty() ? "-" : o.dead_letter_topic,
-                                o.concurrency, to_string(o.ordering), at(l.location)));
+                                o.concurrency, to_string(o.ordering), batch, at(l.location)));
   }
   return lines;
 }
@@ -108,14 +123,16 @@ namespace detail {
 
 void ListenerRegistrar::register_listener(const char* name, ListenerOptions options, const char* file, int line,
                                           const std::type_info& owner,
-                                          std::function<MessageHandler(void*)> make) noexcept {
+                                          std::function<MessageHandler(void*)> make,
+                                          std::function<BatchHandler(void*)> make_batch) noexcept {
   try {
     ListenerDefinition listener{.name = name,
                                 .options = std::move(options),
                                 .location = {file, line},
                                 .owner = owner,
                                 .owner_name = {},
-                                .make_handler = std::move(make)};
+                                .make_handler = std::move(make),
+                                .make_batch_handler = std::move(make_batch)};
     ListenerRegistry::global().add(std::move(listener));
   } catch (...) {
     // add() records its own problems; building the definition itself can only fail on allocation.

@@ -59,7 +59,12 @@ namespace {
 class Billing {
  public:
   void on_order(const Order& order) { billed.push_back(order.id); }
+  /// A batch listener: the inline memory broker hands it each record as a batch of one.
+  void on_orders(const std::vector<Order>& orders) {
+    for (const auto& order : orders) batched.push_back(order.id + "/" + std::to_string(orders.size()));
+  }
   std::vector<std::string> billed;
+  std::vector<std::string> batched;
 };
 
 /// An application-owned service: CPPFLY_SERVICE makes the application construct it.
@@ -71,6 +76,7 @@ class Shipping {
 }  // namespace
 
 CPPFLY_MEMBER_LISTENER(Billing, on_order, {.topic = "macro.orders", .group_id = "billing"});
+CPPFLY_MEMBER_LISTENER(Billing, on_orders, {.topic = "macro.batch", .group_id = "billing", .batch_max_records = 50});
 CPPFLY_MEMBER_LISTENER(Shipping, on_order, {.topic = "macro.orders", .group_id = "shipping"});
 CPPFLY_SERVICE(Shipping);
 
@@ -83,7 +89,7 @@ CPPFLY_BEFORE_STOP(farewell) {
 TEST_CASE("the macros register every listener, service and hook in the global registry", "[macros]") {
   const auto& registry = ListenerRegistry::global();
   CHECK(registry.problems().empty());
-  CHECK(registry.listeners().size() == 7);
+  CHECK(registry.listeners().size() == 8);
   CHECK(registry.services().size() == 1);
   CHECK(registry.hooks().size() == 2);
   auto lines = registry.describe();
@@ -94,6 +100,8 @@ TEST_CASE("the macros register every listener, service and hook in the global re
   CHECK(has("Billing::on_order topics=[macro.orders] group=billing"));
   CHECK(has("on_payment topics=[macro.payments] group=payments retries=2 retry_delay=0ms dead_letter=macro.payments-dlq"));
   CHECK(has("listener_macro_test.cpp:"));
+  CHECK(has("Billing::on_orders topics=[macro.batch] group=billing retries=0 retry_delay=1000ms dead_letter=- "
+            "concurrency=1 ordering=partition batch_max_records=50 batch_max_wait=0ms"));
   auto billing = std::find_if(registry.listeners().begin(), registry.listeners().end(),
                               [](const auto& l) { return l.name == "Billing::on_order"; });
   REQUIRE(billing != registry.listeners().end());
@@ -116,6 +124,8 @@ TEST_CASE("macro listeners run end to end through Application", "[macros]") {
     broker.publish("macro.orders", R"({"id":"A-1","quantity":3})", {.key = "A-1", .headers = {{"trace", "t9"}}});
     broker.publish("macro.payments", R"({"id":"P-1","quantity":50})");
     broker.publish("macro.payments", R"({"id":"P-2","quantity":1})");
+    broker.publish("macro.batch", R"({"id":"B-1","quantity":1})");
+    broker.publish("macro.batch", R"({"id":"B-2","quantity":2})");
     app.stop();
 
     auto dlq = broker.published("macro.payments-dlq");
@@ -126,6 +136,7 @@ TEST_CASE("macro listeners run end to end through Application", "[macros]") {
     CHECK(dlq[0].headers.get("x-retry-count") == std::optional<std::string_view>("2"));
   }
   CHECK(billing.billed == std::vector<std::string>{"A-1"});
+  CHECK(billing.batched == std::vector<std::string>{"B-1/1", "B-2/1"});
   const auto& e = Seen::get().events;
   std::vector<std::string> expected{"started with running",
                                     "typed A-1 x3",

@@ -65,6 +65,12 @@ TEST_CASE("mock: stop, then a new adapter on the same group loses and redelivers
   stop_restart_scenario(cluster);
 }
 
+TEST_CASE("mock: a batch listener's failure at index 7 of 20 retries from it and dead-letters it alone",
+          "[kafka][mock][batch]") {
+  MockCluster cluster;
+  batch_listener_scenario(cluster);
+}
+
 TEST_CASE("mock: a throwing handler does not stop the consumer", "[kafka][mock]") {
   MockCluster cluster;
   faulting_handler_scenario(cluster);

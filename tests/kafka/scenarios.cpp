@@ -4,6 +4,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
+
+#include <cppfly/messaging/batch_failure.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -20,7 +23,7 @@ std::vector<std::string> sorted(std::vector<std::string> values) {
 
 std::vector<std::string> numbered(const std::string& prefix, int count) {
   std::vector<std::string> values;
-  for (int i = 0; i < count; ++i) values.push_back(prefix + std::to_string(i));
+  for (int i = 0; i < count; ++i) values.push_back(std::string(prefix).append(std::to_string(i)));
   return values;
 }
 
@@ -489,6 +492,88 @@ void pull_consumer_scenario(TestCluster& cluster) {
   next.close();
   CHECK_THROWS_AS(next.poll(10ms), messaging::BrokerError);
   producer.stop();
+}
+
+void batch_listener_scenario(TestCluster& cluster) {
+  const auto topic = unique_name("batch");
+  const auto dead_letter_topic = unique_name("batch-dlq");
+  cluster.create_topic(topic, 1);
+  cluster.create_topic(dead_letter_topic, 1);
+  const auto group = unique_name("batch-group");
+  KafkaAdapter publisher(cluster.properties());
+  publisher.start();
+  const auto values = numbered("r-", 20);
+  for (const auto& value : values) publisher.publish(topic, value, PublishOptions{.partition = 0});
+
+  std::mutex mutex;
+  std::vector<std::vector<std::string>> calls;
+  Inbox handled;  // each record the listener finished with
+  const auto record_handled = handled.handler();
+  {
+    KafkaAdapter consumer(cluster.properties());
+    consumer.subscribe(messaging::Subscription{
+        .topic = topic,
+        .handler = {},
+        .group = group,
+        .container = {.failure = {.retry = {.retries = 2, .delay = std::chrono::milliseconds(10)},
+                                  .dead_letter_topic = dead_letter_topic,
+                                  .listener_name = "batch",
+                                  .group = group},
+                      .batch_max_records = 20,
+                      .batch_max_wait = kWait},  // all 20 were published first: one batch of 20
+        .batch_handler = [&](std::span<const Message> batch) {
+          std::vector<std::string> seen;
+          for (const auto& m : batch) seen.push_back(m.value);
+          {
+            const std::lock_guard lock(mutex);
+            calls.push_back(seen);
+          }
+          for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (batch[i].value == "r-7") throw messaging::BatchFailure(i, "r-7 fails every time");
+            record_handled(batch[i]);
+          }
+        }});
+    consumer.start();
+    REQUIRE(handled.wait_for_count(19));
+    consumer.stop();
+  }
+  auto expected = values;
+  expected.erase(expected.begin() + 7);
+  CHECK(handled.values() == expected);  // each once, in offset order
+  {
+    const std::lock_guard lock(mutex);
+    REQUIRE(calls.size() == 4);  // the batch, two retries from r-7, then the records after it
+    CHECK(calls[0] == values);
+    CHECK(calls[1] == std::vector<std::string>(values.begin() + 7, values.end()));
+    CHECK(calls[2] == calls[1]);
+    CHECK(calls[3] == std::vector<std::string>(values.begin() + 8, values.end()));
+  }
+
+  // The dead-letter topic holds r-7 alone (a sentinel published after it closes the read).
+  Inbox dead;
+  KafkaAdapter reader(cluster.properties());
+  reader.subscribe(dead_letter_topic, dead.handler(), unique_name("batch-dlq-reader"));
+  reader.start();
+  publisher.publish(dead_letter_topic, "end", PublishOptions{.partition = 0});
+  REQUIRE(dead.wait_for_values({"end"}));
+  const auto dead_letters = dead.messages();
+  REQUIRE(dead_letters.size() == 2);
+  CHECK(dead_letters[0].value == "r-7");
+  CHECK(dead_letters[0].headers.get("x-retry-count") == std::optional<std::string_view>("2"));
+  CHECK(dead_letters[0].headers.get("x-original-offset") == std::optional<std::string_view>("7"));
+  CHECK(dead_letters[0].headers.get("x-original-group") == std::optional<std::string_view>(group));
+  reader.stop();
+
+  // Every record was settled and committed: the group's next member gets only what comes after.
+  Inbox after_restart;
+  KafkaAdapter consumer(cluster.properties());
+  consumer.subscribe(topic, after_restart.handler(), group);
+  consumer.start();
+  const auto sentinels = publish_sentinels(publisher, topic, "batch-end", 1);
+  REQUIRE(after_restart.wait_for_values(sentinels));
+  CHECK(payloads(after_restart).empty());
+  consumer.stop();
+  publisher.stop();
 }
 
 }  // namespace cppfly::kafka::test

@@ -29,5 +29,9 @@ void delivery_forms_scenario(TestCluster& cluster);
 void transactions_scenario(TestCluster& cluster);
 /// PullConsumer: poll, commit, seek, pause/resume; a new member resumes from the commit.
 void pull_consumer_scenario(TestCluster& cluster);
+/// A batch listener gets 20 records in one batch; BatchFailure at index 7 settles 0-6, retries 7
+/// until its retries are exhausted, dead-letters it alone, then handles 8-19; a restart of the group
+/// gets none of them again.
+void batch_listener_scenario(TestCluster& cluster);
 
 }  // namespace cppfly::kafka::test

@@ -312,7 +312,8 @@ std::future<DeliveryResult> KafkaAdapter::publish_async(std::string_view topic, 
 
 void KafkaAdapter::subscribe(messaging::Subscription given) {
   if (given.topic.empty()) throw BrokerError("cannot subscribe: the topic name is empty");
-  if (!given.handler) throw BrokerError("cannot subscribe to '" + given.topic + "': the handler is empty");
+  if (!given.handler && !given.batch_handler) throw BrokerError("cannot subscribe to '" + given.topic + "': the handler is empty");
+  messaging::ListenerContainer::check(given);
   if (given.group && given.group->empty()) given.group.reset();  // "" means no group, as in PyFly
   if (given.container.transactional) {
     if (impl_->properties.transactional_id_prefix.empty()) {

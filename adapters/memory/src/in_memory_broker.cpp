@@ -132,7 +132,8 @@ void InMemoryMessageBroker::stop() {
 }
 
 void InMemoryMessageBroker::subscribe(Subscription subscription) {
-  if (!subscription.handler) throw BrokerError("subscribe to '" + subscription.topic + "': the handler is empty");
+  if (!subscription.handler && !subscription.batch_handler) throw BrokerError("subscribe to '" + subscription.topic + "': the handler is empty");
+  ListenerContainer::check(subscription);
   if (subscription.group && subscription.group->empty()) subscription.group.reset();  // "" means none, as in PyFly
   std::lock_guard lock(routes_mutex_);
   auto routes = std::make_shared<Routes>(*routes_);

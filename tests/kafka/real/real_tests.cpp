@@ -65,6 +65,12 @@ TEST_CASE("real: clean stop, then restart: nothing lost, nothing redelivered", "
   stop_restart_scenario(cluster);
 }
 
+TEST_CASE("real: a batch listener's failure at index 7 of 20 retries from it and dead-letters it alone",
+          "[kafka][real][batch]") {
+  auto cluster = real_cluster();
+  batch_listener_scenario(cluster);
+}
+
 TEST_CASE("real: a throwing handler does not stop the consumer", "[kafka][real]") {
   auto cluster = real_cluster();
   faulting_handler_scenario(cluster);

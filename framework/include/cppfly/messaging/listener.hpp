@@ -5,9 +5,13 @@
 //
 // The parameter decides decoding: `const Message&` raw; `const nlohmann::json&` parsed; any T with
 // nlohmann's from_json decoded. A second parameter `const Message&` gives the record's metadata too.
+// A batch listener takes `std::span<const T>` or `const std::vector<T>&` (T decoded as above, or
+// Message): records of one partition in offset order (batch_failure.hpp says how one of them fails).
 #pragma once
 
 #include <memory>
+#include <span>
+#include <vector>
 #include <string>
 #include <type_traits>
 #include <typeinfo>
@@ -15,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cppfly/messaging/batch_failure.hpp>
 #include <cppfly/messaging/json_codec.hpp>
 #include <cppfly/messaging/listener_options.hpp>
 #include <cppfly/messaging/listener_registry.hpp>
@@ -51,6 +56,73 @@ MessageHandler adapt(Call call) {
   }
 }
 
+/// A batch listener's parameter: std::span<const T> or std::vector<T> (by const reference or value).
+template <class Param>
+struct batch_param : std::false_type {};
+template <class T>
+struct batch_param<std::span<const T>> : std::true_type {
+  using element = T;
+  static constexpr bool span = true;
+};
+template <class T>
+struct batch_param<std::vector<T>> : std::true_type {
+  using element = T;
+  static constexpr bool span = false;
+};
+template <class Param>
+constexpr bool is_batch_param = batch_param<std::remove_cvref_t<Param>>::value &&
+                                (!std::is_reference_v<Param> || std::is_const_v<std::remove_reference_t<Param>>);
+
+/// Wraps a callable taking a batch parameter into a BatchHandler: every record is decoded first;
+/// undecodable ones make a BatchDecodeError (the container dead-letters them and calls again without them).
+template <class Param, class... Rest, class Call>
+BatchHandler adapt_batch(Call call) {
+  static_assert(sizeof...(Rest) == 0, "a batch listener takes one parameter: std::span<const T> or const std::vector<T>&");
+  using Traits = batch_param<std::remove_cvref_t<Param>>;
+  using T = std::remove_cv_t<typename Traits::element>;
+  return [call = std::move(call)](std::span<const Message> records) {
+    if constexpr (std::is_same_v<T, Message>) {
+      if constexpr (Traits::span) {
+        call(records);
+      } else {
+        const std::vector<Message> copy(records.begin(), records.end());
+        call(copy);
+      }
+    } else {
+      std::vector<T> values;
+      values.reserve(records.size());
+      std::vector<BatchDecodeError::Rejected> rejected;
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        try {
+          values.push_back(decode_param<const T&>(records[i]));
+        } catch (const PayloadDecodeError&) {
+          rejected.push_back({i, std::current_exception()});
+        }
+      }
+      if (!rejected.empty()) throw BatchDecodeError(std::move(rejected));
+      if constexpr (Traits::span) {
+        call(std::span<const T>(values));
+      } else {
+        call(std::as_const(values));
+      }
+    }
+  };
+}
+
+/// A batch handler as a MessageHandler (a batch of one): for code that calls make_handler().
+inline MessageHandler single_of(BatchHandler batch) {
+  return [batch = std::move(batch)](const Message& message) {
+    try {
+      batch(std::span<const Message>(&message, 1));
+    } catch (const BatchDecodeError& e) {
+      std::rethrow_exception(e.rejected().front().error);
+    } catch (const BatchFailure& e) {
+      if (e.cause()) std::rethrow_exception(e.cause());
+      throw;
+    }
+  };
+}
+
 template <class... Args>
 struct arg_list {
   template <template <class...> class Apply>
@@ -65,11 +137,24 @@ struct callable_traits<void (C::*)(Args...)> : arg_list<Args...> {};
 template <class... Args>
 struct callable_traits<void (*)(Args...)> : arg_list<Args...> {};
 
-template <class... Args>
+template <class First, class... Args>
 struct Adapter {
+  static constexpr bool batch = is_batch_param<First>;
   template <class Call>
   static MessageHandler make(Call call) {
-    return adapt<Args...>(std::move(call));
+    if constexpr (batch) {
+      return single_of(adapt_batch<First, Args...>(std::move(call)));
+    } else {
+      return adapt<First, Args...>(std::move(call));
+    }
+  }
+  template <class Call>
+  static BatchHandler make_batch(Call call) {
+    if constexpr (batch) {
+      return adapt_batch<First, Args...>(std::move(call));
+    } else {
+      return {};
+    }
   }
 };
 
@@ -78,9 +163,12 @@ struct ListenerRegistrar {
   template <class Param, class... Rest>
   ListenerRegistrar(const char* name, void (*function)(Param, Rest...), ListenerOptions options, const char* file,
                     int line) noexcept {
-    register_listener(name, std::move(options), file, line, typeid(void), [function](void*) {
-      return adapt<Param, Rest...>([function](auto&&... args) { function(std::forward<decltype(args)>(args)...); });
-    });
+    using A = Adapter<Param, Rest...>;
+    auto call = [function](auto&&... args) { function(std::forward<decltype(args)>(args)...); };
+    std::function<BatchHandler(void*)> make_batch;
+    if constexpr (A::batch) make_batch = [call](void*) { return A::make_batch(call); };
+    register_listener(name, std::move(options), file, line, typeid(void), [call](void*) { return A::make(call); },
+                      std::move(make_batch));
   }
 
   template <class Class, class Param, class... Rest>
@@ -99,15 +187,20 @@ struct ListenerRegistrar {
   template <class Class, class Param, class... Rest, class Method>
   static void register_member(const char* name, Method method, ListenerOptions options, const char* file,
                               int line) noexcept {
-    register_listener(name, std::move(options), file, line, typeid(Class), [method](void* self) {
+    using A = Adapter<Param, Rest...>;
+    auto bind = [method](void* self) {
       auto* object = static_cast<Class*>(self);
-      return adapt<Param, Rest...>(
-          [object, method](auto&&... args) { (object->*method)(std::forward<decltype(args)>(args)...); });
-    });
+      return [object, method](auto&&... args) { (object->*method)(std::forward<decltype(args)>(args)...); };
+    };
+    std::function<BatchHandler(void*)> make_batch;
+    if constexpr (A::batch) make_batch = [bind](void* self) { return A::make_batch(bind(self)); };
+    register_listener(name, std::move(options), file, line, typeid(Class),
+                      [bind](void* self) { return A::make(bind(self)); }, std::move(make_batch));
   }
 
   static void register_listener(const char* name, ListenerOptions options, const char* file, int line,
-                                const std::type_info& owner, std::function<MessageHandler(void*)> make) noexcept;
+                                const std::type_info& owner, std::function<MessageHandler(void*)> make,
+                                std::function<BatchHandler(void*)> make_batch) noexcept;
 };
 
 /// Registers a lifecycle hook.
@@ -142,13 +235,18 @@ namespace cppfly::messaging {
 template <class F>
 [[nodiscard]] ListenerDefinition make_listener(std::string name, F function, ListenerOptions options) {
   using Adapter = typename detail::callable_traits<F>::template apply<detail::Adapter>;
+  std::function<BatchHandler(void*)> make_batch;
+  if constexpr (Adapter::batch) {
+    make_batch = [batch = Adapter::make_batch(function)](void*) { return batch; };
+  }
   MessageHandler handler = Adapter::make(std::move(function));
   return ListenerDefinition{.name = std::move(name),
                             .options = std::move(options),
                             .location = {"<code>", 0},
                             .owner = typeid(void),
                             .owner_name = {},
-                            .make_handler = [handler = std::move(handler)](void*) { return handler; }};
+                            .make_handler = [handler = std::move(handler)](void*) { return handler; },
+                            .make_batch_handler = std::move(make_batch)};
 }
 
 }  // namespace cppfly::messaging

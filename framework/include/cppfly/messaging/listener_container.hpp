@@ -1,6 +1,7 @@
 // ListenerContainer: between an adapter's fetch loop and a subscription's handler. Orders records
 // (partition, key, none), runs them on `concurrency` workers, retries on a timer, dead-letters,
-// tracks the offsets that may be committed, bounds what is buffered, and stops within a bound.
+// tracks the offsets that may be committed, bounds what is buffered, and stops within a bound. A
+// subscription with a batch handler gets batches of one partition's records (partition ordering).
 // Adapters drive it; applications only choose its options (ContainerOptions).
 #pragma once
 
@@ -76,6 +77,10 @@ class ListenerContainer {
   ListenerContainer(const ListenerContainer&) = delete;
   ListenerContainer& operator=(const ListenerContainer&) = delete;
 
+  /// Throws BrokerError when `subscription` cannot run: no handler, or a batch handler with an
+  /// ordering other than partition, with transactional, or with batch_max_records 0.
+  static void check(const Subscription& subscription);
+
   /// Starts the workers (none when inline).
   void start();
   /// New partitions: their records are accepted from now on.
@@ -85,7 +90,8 @@ class ListenerContainer {
   /// for that offset is ignored, with a warning when it is another client's).
   void assign_committed(const std::vector<Position>& committed);
   /// Hands a fetched record over. Threaded: queued, returns at once (or waits for room, see
-  /// ContainerRuntime). Inline: runs it, and its retries, before returning; when it ends unsettled
+  /// ContainerRuntime). Inline: runs it, and its retries, before returning (a batch handler gets it
+  /// as a batch of one: nothing else is buffered); when it ends unsettled
   /// (retries exhausted, no dead-letter topic) the handler's last exception comes out.
   void offer(Message message);
   /// offer() for a message the caller keeps: inline, it runs without a copy (one is made only for a

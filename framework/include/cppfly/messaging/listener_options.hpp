@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,8 @@ enum class Ordering { partition, key, none };
 }
 
 /// Options of one listener. Designated initializers must follow this declaration order:
-/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency, ordering, transactional.
+/// topic, topics, group_id, retries, retry_delay, backoff, dead_letter_topic, concurrency, ordering, transactional,
+/// batch_max_records, batch_max_wait.
 struct ListenerOptions {
   std::string topic{};                        ///< one topic (or use `topics`, or both)
   std::vector<std::string> topics{};          ///< several topics
@@ -41,6 +43,11 @@ struct ListenerOptions {
   /// Exactly-once consume-process-produce (Kafka, needs transactional-id-prefix and a group): what the
   /// handler publishes and the record's offset commit in one transaction, one record at a time.
   bool transactional{false};
+  /// Batch listeners (a `std::span<const T>` or `const std::vector<T>&` parameter): records in one call, at most.
+  std::size_t batch_max_records{500};
+  /// Batch listeners: how long a batch may wait, from its first record, to fill up to batch_max_records
+  /// (0: it takes what is already buffered and runs at once).
+  std::chrono::milliseconds batch_max_wait{0};
 
   /// `topic` and `topics` together, without duplicates, in order.
   [[nodiscard]] std::vector<std::string> all_topics() const;

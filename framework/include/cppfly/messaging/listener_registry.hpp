@@ -31,8 +31,11 @@ struct ListenerDefinition {
   std::string owner_name{};
   /// Builds the raw handler; `instance` points to an `owner` (nullptr for free functions).
   std::function<MessageHandler(void* instance)> make_handler{};
+  /// Batch listeners: builds the batch handler (then make_handler runs a batch of one record).
+  std::function<BatchHandler(void* instance)> make_batch_handler{};
 
   [[nodiscard]] bool is_member() const noexcept { return owner != typeid(void); }
+  [[nodiscard]] bool is_batch() const noexcept { return static_cast<bool>(make_batch_handler); }
 };
 
 /// When a lifecycle hook runs.

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 
 #include <cppfly/messaging/listener_options.hpp>
@@ -15,6 +16,8 @@ namespace cppfly::messaging {
 
 /// A handler receives each message; an exception it throws means "failed" (retry/dead-letter).
 using MessageHandler = std::function<void(const Message&)>;
+/// A batch listener's handler: records of one partition in offset order (BatchFailure names a failed one).
+using BatchHandler = std::function<void(std::span<const Message>)>;
 
 /// What happens to a message whose handler keeps failing.
 struct FailurePolicy {
@@ -37,6 +40,10 @@ struct ContainerOptions {
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{30}};
   /// Each attempt in a transaction with the record's offset (adapters that have transactions).
   bool transactional{false};
+  /// Batch handlers: records in one call, at most (ListenerOptions::batch_max_records).
+  std::size_t batch_max_records{500};
+  /// Batch handlers: how long a batch may wait from its first record to fill (0: what is buffered).
+  std::chrono::milliseconds batch_max_wait{0};
 };
 
 /// subscribe()'s argument: a topic, the handler, the group (none: broadcast) and the container's options.
@@ -45,6 +52,9 @@ struct Subscription {
   MessageHandler handler{};
   std::optional<std::string> group{};
   ContainerOptions container{};
+  /// When set, the container runs this instead of `handler`: batches of one partition's records
+  /// (partition ordering only, not transactional). `handler` may stay empty.
+  BatchHandler batch_handler{};
 };
 
 }  // namespace cppfly::messaging
