@@ -176,6 +176,11 @@ void Application::use_broker(std::unique_ptr<messaging::MessageBrokerPort> broke
   broker_ = std::move(broker);
 }
 
+void Application::add_observer(std::shared_ptr<messaging::MessagingObserver> observer) {
+  if (bound_) throw ApplicationError("add_observer() must come before the first start()");
+  observers_->add(std::move(observer));
+}
+
 config::ConfigError Application::located(const config::ConfigError& error) const {
   const auto& values = config_.values();
   if (error.key().empty()) return error;
@@ -237,7 +242,8 @@ void Application::bind_listeners() {
         .max_buffered_records = bounds.max_buffered_records,
         .max_buffered_bytes = bounds.max_buffered_bytes,
         .shutdown_timeout = bounds.shutdown_timeout,
-        .transactional = options.transactional};
+        .transactional = options.transactional,
+        .observer = observers_->empty() ? nullptr : observers_};
     auto handler = listener.make_handler(instance);
     std::optional<std::string> group;
     if (!options.group_id.empty()) group = options.group_id;
@@ -272,6 +278,7 @@ void Application::start() {
     for (const auto& line : config_.describe()) detail::log().debug("config: {}", line);
   }
   if (!bound_) {
+    if (!observers_->empty()) broker().observe(observers_);
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;
   }

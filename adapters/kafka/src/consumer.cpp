@@ -1,5 +1,7 @@
 #include "consumer.hpp"
 
+#include <cppfly/messaging/observer.hpp>
+
 #include <algorithm>
 #include <array>
 #include <random>
@@ -305,6 +307,9 @@ bool Consumer::commit_stored(const char* why) {
   if (coordinator_lost_) return false;
   auto& log = cppfly::detail::log();
   const auto err = commit_stored_offsets(rk_.get(), cluster_timeout_);
+  if (auto* observer = subscription_->container.observer.get(); observer != nullptr && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    observer->on_commit({.group = group_id_, .topic = subscription_->topic, .ok = err == RD_KAFKA_RESP_ERR_NO_ERROR});
+  }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     log.debug("kafka: {}: committed offsets ({})", description(), why);
   } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -320,6 +325,22 @@ bool Consumer::commit_stored(const char* why) {
              description(), why, rd_kafka_err2str(err));
   }
   return err != RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+messaging::ListenerStatus Consumer::status() {
+  messaging::ListenerStatus out{.listener = subscription_->container.failure.listener_name,
+                                .topic = subscription_->topic,
+                                .group = subscription_->group.value_or("")};
+  if (out.listener.empty()) out.listener.append("'").append(out.topic).append("'");
+  if (const std::unique_lock lock(lifecycle_, std::try_to_lock); lock.owns_lock() && container_) {
+    out.buffered = container_->buffered();
+    out.retries_waiting = container_->retries_waiting();
+  }
+  if (auto stats = statistics(); stats.reported) {
+    out.assigned = stats.assigned;
+    out.lag = std::move(stats.lag);
+  }
+  return out;
 }
 
 std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_topic_partition_list_t* list) {

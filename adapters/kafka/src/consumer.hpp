@@ -56,6 +56,9 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   void await_finished() noexcept;
 
   [[nodiscard]] const Subscription& subscription() const noexcept { return *subscription_; }
+  /// Its container's buffered records and waiting retries, its assigned partitions and their lag
+  /// (librdkafka's last statistics). Never waits for the fetch thread.
+  [[nodiscard]] messaging::ListenerStatus status();
   [[nodiscard]] bool broadcast() const noexcept { return !subscription_->group.has_value(); }
   [[nodiscard]] const std::string& group_id() const noexcept { return group_id_; }
 

@@ -13,6 +13,7 @@
 #include <cppfly/config/config.hpp>
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/listener_registry.hpp>
+#include <cppfly/messaging/observer.hpp>
 #include <cppfly/messaging/retry_policy.hpp>
 
 namespace cppfly {
@@ -50,6 +51,9 @@ class Application {
   }
   /// Uses this broker instead of the configured one (call before start()).
   void use_broker(std::unique_ptr<messaging::MessageBrokerPort> broker);
+  /// Tells `observer` of every publish through the broker and every handler attempt of the bound
+  /// listeners (OpenTelemetry spans, custom metrics). Call before the first start().
+  void add_observer(std::shared_ptr<messaging::MessagingObserver> observer);
 
   /// Builds the broker (if not given), binds every listener, starts the broker, runs the after-start hooks.
   void start();
@@ -77,6 +81,7 @@ class Application {
   config::Config config_;
   messaging::ListenerRegistry& registry_;
   std::unique_ptr<messaging::MessageBrokerPort> broker_;
+  std::shared_ptr<messaging::ObserverList> observers_{std::make_shared<messaging::ObserverList>()};
   std::unordered_map<std::type_index, void*> instances_;
   std::vector<std::shared_ptr<void>> owned_services_;
   bool running_{false};

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -12,6 +13,8 @@
 #include <cppfly/messaging/retry_policy.hpp>
 
 namespace cppfly::messaging {
+
+class MessagingObserver;
 
 /// A handler receives each message; an exception it throws means "failed" (retry/dead-letter).
 using MessageHandler = std::function<void(const Message&)>;
@@ -37,6 +40,8 @@ struct ContainerOptions {
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{30}};
   /// Each attempt in a transaction with the record's offset (adapters that have transactions).
   bool transactional{false};
+  /// Told of every handler attempt (start, end, outcome); null: nothing is told (Application sets it).
+  std::shared_ptr<MessagingObserver> observer{};
 };
 
 /// subscribe()'s argument: a topic, the handler, the group (none: broadcast) and the container's options.
