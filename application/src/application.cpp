@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "actuator.hpp"
 #include "cppfly/detail/log.hpp"
 
 namespace cppfly {
@@ -278,25 +279,70 @@ void Application::start() {
     for (const auto& line : config_.describe()) detail::log().debug("config: {}", line);
   }
   if (!bound_) {
+    make_actuator();
     if (!observers_->empty()) broker().observe(observers_);
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;
   }
+  if (actuator_) {
+    try {
+      actuator_->start();  // before the broker: a port in use fails the start at once
+    } catch (const std::exception& e) {
+      throw ApplicationError(e.what());
+    }
+  }
   try {
     broker().start();
   } catch (const config::ConfigError& e) {
+    if (actuator_) actuator_->stop();
     throw located(e);
+  } catch (...) {
+    if (actuator_) actuator_->stop();
+    throw;
   }
   running_ = true;
   stopped_ = false;
   run_hooks(messaging::HookPhase::after_start);
+  if (actuator_) actuator_->set_ready(true);
 }
+
+void Application::make_actuator() {
+  const auto& management = config_.management();
+  if (!management.enabled()) return;
+  detail::ActuatorSources sources;
+  if (management.exposes("prometheus")) {
+    sources.metrics = std::make_shared<messaging::PrometheusMetrics>();
+    observers_->add(sources.metrics);
+  }
+  auto& port = broker();
+  sources.status = [&port] { return port.status(); };
+  nlohmann::json listeners = nlohmann::json::array();
+  for (const auto& l : registry_.listeners()) {
+    const auto& o = l.options;
+    listeners.push_back({{"name", l.name},
+                         {"topics", o.all_topics()},
+                         {"group", o.group_id},
+                         {"retries", o.retries},
+                         {"deadLetterTopic", o.dead_letter_topic},
+                         {"concurrency", o.concurrency},
+                         {"ordering", std::string(to_string(o.ordering))}});
+  }
+  std::string provider(to_string(config_.messaging().provider));
+  sources.info = {{"build", {{"name", "cppfly"}, {"version", CPPFLY_VERSION}, {"compiler", __VERSION__}}},
+                  {"messaging", {{"provider", provider}}},
+                  {"listeners", std::move(listeners)}};
+  actuator_ = std::make_unique<detail::Actuator>(management, std::move(sources));
+}
+
+int Application::management_port() const noexcept { return actuator_ ? actuator_->port() : -1; }
 
 void Application::stop() {
   if (!running_ || stopped_) return;
   stopped_ = true;
+  if (actuator_) actuator_->set_ready(false);  // readiness: REFUSING_TRAFFIC while stopping
   run_hooks(messaging::HookPhase::before_stop);
   broker_->stop();
+  if (actuator_) actuator_->stop();
   running_ = false;
   detail::log().info("stopped");
 }
