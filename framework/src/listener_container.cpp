@@ -403,7 +403,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   /// attempt() told to an observer: its start, then its end with the outcome and the run time.
   Outcome observed_attempt(MessagingObserver& observer, Progress& progress, const Message& message, Partition* p,
                            std::chrono::milliseconds& retry_in, std::exception_ptr& error) {
-    const ConsumeEvent event{.listener = name, .group = subscription.container.failure.group, .message = message};
+    const std::string_view group = subscription.group ? *subscription.group : subscription.container.failure.group;
+    const ConsumeEvent event{.listener = name, .group = group, .message = message};
     const int failures_before = progress.failures;
     const bool dead_letter_due_before = progress.dead_letter_due;
     observer.on_consume_start(event);

@@ -80,6 +80,23 @@ Consumer::Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle 
   }
   install_context(conf_.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf_.get(), &Consumer::on_rebalance);
+  if (subscription_->container.observer) rd_kafka_conf_set_offset_commit_cb(conf_.get(), &Consumer::on_committed);
+}
+
+void Consumer::on_committed(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                            void* /*opaque*/) noexcept {
+  // librdkafka's timer commits (enable.auto.commit); commit_stored() tells of its own.
+  auto* self = static_cast<Consumer*>(ClientContext::of(rk));
+  if (self == nullptr || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  auto& observer = *self->subscription_->container.observer;
+  for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
+    const auto& p = offsets->elems[i];
+    observer.on_commit({.group = self->group_id_,
+                        .topic = p.topic,
+                        .partition = p.partition,
+                        .offset = p.offset,
+                        .ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && p.err == RD_KAFKA_RESP_ERR_NO_ERROR});
+  }
 }
 
 Consumer::~Consumer() {

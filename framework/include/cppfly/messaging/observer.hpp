@@ -55,7 +55,7 @@ struct ConsumeEndEvent {
 struct CommitEvent {
   std::string_view group;   ///< the consumer group
   std::string_view topic;     ///< the subscription's topic
-  std::int32_t partition{-1};  ///< -1: every partition whose position moved (the Kafka adapter commits them at once)
+  std::int32_t partition{-1};  ///< -1: all the consumer's stored offsets at once (the commit at a revoke or a stop)
   std::int64_t offset{-1};     ///< the committed position (the next offset to read); -1 with partition -1
   bool ok{true};            ///< false: the commit failed or timed out
 };
