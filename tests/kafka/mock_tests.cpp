@@ -605,7 +605,7 @@ TEST_CASE("a configured partitioner takes effect: murmur2_random places keys as 
   adapter.stop();
 }
 
-TEST_CASE("mock: the observer sees publishes and commits; status() reports lag, partitions, reachability",
+TEST_CASE("mock: the observer sees publishes and commits, and status() reports lag, partitions, reachability",
           "[kafka][mock][observer]") {
   MockCluster cluster;
   const auto topic = unique_name("observed");
