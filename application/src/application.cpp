@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "actuator.hpp"
 #include "cppfly/detail/log.hpp"
 
 namespace cppfly {
@@ -176,6 +177,11 @@ void Application::use_broker(std::unique_ptr<messaging::MessageBrokerPort> broke
   broker_ = std::move(broker);
 }
 
+void Application::add_observer(std::shared_ptr<messaging::MessagingObserver> observer) {
+  if (bound_) throw ApplicationError("add_observer() must come before the first start()");
+  observers_->add(std::move(observer));
+}
+
 config::ConfigError Application::located(const config::ConfigError& error) const {
   const auto& values = config_.values();
   if (error.key().empty()) return error;
@@ -239,7 +245,8 @@ void Application::bind_listeners() {
         .shutdown_timeout = bounds.shutdown_timeout,
         .transactional = options.transactional,
         .batch_max_records = options.batch_max_records,
-        .batch_max_wait = options.batch_max_wait};
+        .batch_max_wait = options.batch_max_wait,
+        .observer = observers_->empty() ? nullptr : observers_};
     auto handler = listener.make_handler(instance);
     messaging::BatchHandler batch_handler;
     if (listener.is_batch()) batch_handler = listener.make_batch_handler(instance);
@@ -277,24 +284,70 @@ void Application::start() {
     for (const auto& line : config_.describe()) detail::log().debug("config: {}", line);
   }
   if (!bound_) {
+    make_actuator();
+    if (!observers_->empty()) broker().observe(observers_);
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;
+  }
+  if (actuator_) {
+    try {
+      actuator_->start();  // before the broker: a port in use fails the start at once
+    } catch (const std::exception& e) {
+      throw ApplicationError(e.what());
+    }
   }
   try {
     broker().start();
   } catch (const config::ConfigError& e) {
+    if (actuator_) actuator_->stop();
     throw located(e);
+  } catch (...) {
+    if (actuator_) actuator_->stop();
+    throw;
   }
   running_ = true;
   stopped_ = false;
   run_hooks(messaging::HookPhase::after_start);
+  if (actuator_) actuator_->set_ready(true);
 }
+
+void Application::make_actuator() {
+  const auto& management = config_.management();
+  if (!management.enabled()) return;
+  detail::ActuatorSources sources;
+  if (management.exposes("prometheus")) {
+    sources.metrics = std::make_shared<messaging::PrometheusMetrics>();
+    observers_->add(sources.metrics);
+  }
+  auto& port = broker();
+  sources.status = [&port] { return port.status(); };
+  nlohmann::json listeners = nlohmann::json::array();
+  for (const auto& l : registry_.listeners()) {
+    const auto& o = l.options;
+    listeners.push_back({{"name", l.name},
+                         {"topics", o.all_topics()},
+                         {"group", o.group_id},
+                         {"retries", o.retries},
+                         {"deadLetterTopic", o.dead_letter_topic},
+                         {"concurrency", o.concurrency},
+                         {"ordering", std::string(to_string(o.ordering))}});
+  }
+  std::string provider(to_string(config_.messaging().provider));
+  sources.info = {{"build", {{"name", "cppfly"}, {"version", CPPFLY_VERSION}, {"compiler", __VERSION__}}},
+                  {"messaging", {{"provider", provider}}},
+                  {"listeners", std::move(listeners)}};
+  actuator_ = std::make_unique<detail::Actuator>(management, std::move(sources));
+}
+
+int Application::management_port() const noexcept { return actuator_ ? actuator_->port() : -1; }
 
 void Application::stop() {
   if (!running_ || stopped_) return;
   stopped_ = true;
+  if (actuator_) actuator_->set_ready(false);  // readiness: REFUSING_TRAFFIC while stopping
   run_hooks(messaging::HookPhase::before_stop);
   broker_->stop();
+  if (actuator_) actuator_->stop();
   running_ = false;
   detail::log().info("stopped");
 }

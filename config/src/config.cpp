@@ -261,6 +261,7 @@ class ConfigBuilder {
       if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
     };
     for (const auto& key : detail::known_scalar_keys()) add(key);
+    for (const auto& key : detail::management_keys()) add(key);
     add(std::string(detail::kProfilesKey));
     for (const auto& [key, value] : config_.values_) add(key);
 
@@ -311,6 +312,7 @@ class ConfigBuilder {
     apply_environment();
     detail::resolve_placeholders(config_.values_, environment_);
     config_.messaging_ = detail::build_messaging(config_.values_);
+    config_.management_ = detail::build_management(config_.values_);
     warn_about_codecs_pyfly_cannot_read();
     return std::move(config_);
   }
@@ -343,6 +345,17 @@ Config Config::load(const LoadOptions& options) { return ConfigBuilder(options).
 
 Config Config::from_string(std::string_view yaml, std::string_view name, const LoadOptions& options) {
   return ConfigBuilder(options).load_text(yaml, name);
+}
+
+}  // namespace cppfly::config
+
+namespace cppfly::config {
+
+bool ManagementProperties::exposes(std::string_view id) const {
+  const auto has = [&](const std::vector<std::string>& list) {
+    return std::find(list.begin(), list.end(), id) != list.end() || std::find(list.begin(), list.end(), "*") != list.end();
+  };
+  return has(include) && !has(exclude);
 }
 
 }  // namespace cppfly::config

@@ -488,6 +488,95 @@ MessagingProperties build_messaging(const ValueMap& values) {
   return out;
 }
 
+namespace {
+
+constexpr std::string_view kManagementPrefix = "pyfly.management";
+constexpr std::string_view kPortKey = "pyfly.management.server.port";
+constexpr std::string_view kAddressKey = "pyfly.management.server.address";
+constexpr std::string_view kBasePathKey = "pyfly.management.endpoints.web.base-path";
+constexpr std::string_view kIncludeKey = "pyfly.management.endpoints.web.exposure.include";
+constexpr std::string_view kExcludeKey = "pyfly.management.endpoints.web.exposure.exclude";
+constexpr std::string_view kMaxLagKey = "pyfly.management.health.readiness.max-lag";
+constexpr std::array<std::string_view, 3> kEndpoints{"health", "info", "prometheus"};
+
+/// A comma-separated list of endpoint ids ("*" for all), each one cppfly has.
+std::vector<std::string> endpoint_list(std::string_view key, const ConfigValue& value) {
+  std::vector<std::string> out;
+  for (const auto part : split(value.value, ',')) {
+    const std::string id = to_lower(trim(part));
+    if (id.empty()) continue;
+    if (id != "*" && std::find(kEndpoints.begin(), kEndpoints.end(), id) == kEndpoints.end()) {
+      bad_value(key, value, fmt::format("'{}' is no endpoint of cppfly's; allowed: a comma-separated list of "
+                                        "health, info, prometheus, or *", printable(id)));
+    }
+    out.push_back(id);
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& management_keys() {
+  static const std::vector<std::string> keys{std::string(kPortKey),      std::string(kAddressKey),
+                                             std::string(kBasePathKey),  std::string(kIncludeKey),
+                                             std::string(kExcludeKey),   std::string(kMaxLagKey)};
+  return keys;
+}
+
+ManagementProperties build_management(const ValueMap& values) {
+  ManagementProperties out;
+  const std::string prefix = std::string(kManagementPrefix).append(".");
+  for (auto it = values.lower_bound(prefix); it != values.end() && it->first.starts_with(prefix); ++it) {
+    out.configured = true;
+    // A map where one of these keys wants a value ("port: {x: 1}" reads as port.x).
+    for (const auto& key : management_keys()) {
+      if (it->first.size() > key.size() && it->first.starts_with(key) && it->first[key.size()] == '.') {
+        throw ConfigError(fmt::format("{}: {}: found a map; expected a value", it->second.origin.describe(), key));
+      }
+    }
+  }
+  if (const auto* v = find(values, kPortKey)) {
+    const std::string_view text = trim(v->value);
+    long long port = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || port < -1 || port > 65535) {
+      bad_value(kPortKey, *v, "allowed: a port from 1 to 65535, 0 (a free port, logged) or -1 (no management server)");
+    }
+    out.port = static_cast<int>(port);
+  }
+  if (const auto* v = find(values, kAddressKey)) {
+    const std::string_view address = trim(v->value);
+    if (address.empty() || address.find_first_of(" /") != std::string_view::npos) {
+      bad_value(kAddressKey, *v, "allowed: an IP address or host name to listen on, such as 127.0.0.1 or 0.0.0.0");
+    }
+    out.address = std::string(address);
+  }
+  if (const auto* v = find(values, kBasePathKey)) {
+    std::string path(trim(v->value));
+    const bool valid_chars = std::all_of(path.begin(), path.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '-' ||
+             c == '_' || c == '.';
+    });
+    if (!path.starts_with('/') || !valid_chars || path.find("//") != std::string::npos) {
+      bad_value(kBasePathKey, *v, "allowed: a path starting with '/' of letters, digits, '-', '_', '.' and '/' (such as /actuator)");
+    }
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    out.base_path = path == "/" ? std::string() : path;
+  }
+  if (const auto* v = find(values, kIncludeKey)) out.include = endpoint_list(kIncludeKey, *v);
+  if (const auto* v = find(values, kExcludeKey)) out.exclude = endpoint_list(kExcludeKey, *v);
+  if (const auto* v = find(values, kMaxLagKey)) {
+    const std::string_view text = trim(v->value);
+    std::int64_t lag = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), lag);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || lag < 0) {
+      bad_value(kMaxLagKey, *v, "allowed: a number of records, 0 or more (readiness is DOWN above it)");
+    }
+    out.readiness_max_lag = lag;
+  }
+  return out;
+}
+
 DurationParse parse_duration(std::string_view text) {
   using Status = DurationParse::Status;
   text = trim(text);

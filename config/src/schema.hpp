@@ -54,6 +54,12 @@ void check_structure(const std::vector<Entry>& entries, std::vector<std::string>
 /// Types the merged values into MessagingProperties. Throws ConfigError naming origin, key and value.
 MessagingProperties build_messaging(const ValueMap& values);
 
+/// The pyfly.management keys cppfly reads (others, Spring Boot's or PyFly's, are left alone).
+const std::vector<std::string>& management_keys();
+
+/// Types pyfly.management into ManagementProperties. Throws ConfigError naming origin, key and value.
+ManagementProperties build_management(const ValueMap& values);
+
 /// Result of reading a duration ("250ms", "2s", "1m", "1500").
 struct DurationParse {
   enum class Status { ok, syntax, fractional, not_positive, too_large } status{Status::syntax};

@@ -17,6 +17,7 @@
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/dead_letter.hpp>
 #include <cppfly/messaging/json_codec.hpp>
+#include <cppfly/messaging/observer.hpp>
 
 #include <cxxabi.h>
 
@@ -509,6 +510,43 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   /// Runs the record once (or its pending dead-letter publish). `retry_in` is set for Outcome::retry.
   /// Inline, an exhausted record without a dead-letter topic ends `unsettled` with `error` set.
   Outcome attempt(Progress& progress, const Message& message, Partition* p, std::chrono::milliseconds& retry_in,
+                  std::exception_ptr& error) {
+    MessagingObserver* observer = subscription.container.observer.get();
+    if (observer == nullptr) return attempt_once(progress, message, p, retry_in, error);
+    return observed_attempt(*observer, progress, message, p, retry_in, error);
+  }
+
+  /// attempt() told to an observer: its start, then its end with the outcome and the run time.
+  Outcome observed_attempt(MessagingObserver& observer, Progress& progress, const Message& message, Partition* p,
+                           std::chrono::milliseconds& retry_in, std::exception_ptr& error) {
+    const std::string_view group = subscription.group ? *subscription.group : subscription.container.failure.group;
+    const ConsumeEvent event{.listener = name, .group = group, .message = message};
+    const int failures_before = progress.failures;
+    const bool dead_letter_due_before = progress.dead_letter_due;
+    observer.on_consume_start(event);
+    const auto started = Clock::now();
+    Outcome outcome = Outcome::unsettled;
+    try {
+      outcome = attempt_once(progress, message, p, retry_in, error);
+    } catch (...) {
+      observer.on_consume_end({.record = event, .outcome = ConsumeOutcome::skipped, .duration = Clock::now() - started});
+      throw;
+    }
+    ConsumeOutcome told = ConsumeOutcome::skipped;
+    if (outcome == Outcome::retry) {
+      told = ConsumeOutcome::retried;
+    } else if (outcome == Outcome::settled) {
+      if (progress.failures == failures_before && !dead_letter_due_before) {
+        told = ConsumeOutcome::success;
+      } else if (!subscription.container.failure.dead_letter_topic.empty()) {
+        told = ConsumeOutcome::dead_lettered;
+      }
+    }
+    observer.on_consume_end({.record = event, .outcome = told, .duration = Clock::now() - started});
+    return outcome;
+  }
+
+  Outcome attempt_once(Progress& progress, const Message& message, Partition* p, std::chrono::milliseconds& retry_in,
                   std::exception_ptr& error) {
     const auto& policy = subscription.container.failure;
     if (progress.dead_letter_due) {
@@ -1271,6 +1309,11 @@ FlowChanges ListenerContainer::take_flow_changes() {
 std::size_t ListenerContainer::buffered() const {
   const std::lock_guard lock(state_->mutex);
   return state_->buffered_records;
+}
+
+std::size_t ListenerContainer::retries_waiting() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->timers.size();
 }
 
 std::vector<Position> ListenerContainer::stop() {

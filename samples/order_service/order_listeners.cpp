@@ -90,6 +90,11 @@ CPPFLY_AFTER_START(publish_orders) {
               tally.count("payment-attempt"));
   if (!done) std::printf("pipeline did not finish within %lld ms\n", static_cast<long long>(timeout.count()));
   std::fflush(stdout);
+  if (done && app.config().get("order-service.keep-running").value_or("false") == "true") {
+    std::printf("order-service keeps running (order-service.keep-running); Ctrl-C stops it\n");
+    std::fflush(stdout);
+    return;
+  }
   app.request_stop(done ? 0 : 1);
 }
 

@@ -24,6 +24,9 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -234,7 +237,7 @@ class Service:
     """One fault_service (or fault_publisher) process with its own pyfly.yaml."""
 
     def __init__(self, name, bootstrap, env, kafka=None, consumer_properties=None, publisher=False,
-                 shutdown_timeout=None, listener=None):
+                 shutdown_timeout=None, listener=None, management=None):
         self.name = name
         self.dir = os.path.join(ARGS.work_dir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -253,6 +256,9 @@ class Service:
             lines += [f"      {k}: {v}" for k, v in listener.items()]
         if shutdown_timeout:
             lines += ["  context:", f"    shutdown-timeout: {shutdown_timeout}"]
+        if management:
+            lines.append("  management:")
+            lines += [f"    {k}: \"{v}\"" for k, v in management.items()]
         self.config = os.path.join(self.dir, "pyfly.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -1040,6 +1046,147 @@ def scenario_poison():
         check(int(h["x-original-timestamp"]) > 0, "x-original-timestamp")
         check(h["x-original-group"] == group, f"x-original-group {h['x-original-group']}")
         check(len(h["x-exception-message"].encode()) <= 1024, "x-exception-message longer than 1,024 bytes")
+
+
+def http_get(url, timeout=5):
+    """(status, body) of a GET; status -1 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, OSError) as e:
+        return -1, str(e)
+
+
+class PrometheusServer:
+    """Debian's prometheus, scraping one target every second, with its own data folder."""
+
+    def __init__(self, target, metrics_path):
+        self.dir = os.path.join(ARGS.work_dir, "prometheus")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        config = os.path.join(self.dir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                    "scrape_configs:\n  - job_name: cppfly\n"
+                    f"    metrics_path: {metrics_path}\n"
+                    f"    static_configs:\n      - targets: ['{target}']\n")
+        self.log_path = os.path.join(self.dir, "prometheus.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={os.path.join(self.dir, 'data')}",
+             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+        CLEANUPS.append(self.stop)
+        wait_until(lambda: http_get(f"{self.url()}/-/ready", 2)[0] == 200, 60, "prometheus to be ready", interval=0.2)
+        log(f"prometheus: ready on port {self.port}, scraping {target}{metrics_path}")
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, promql):
+        """The value of an instant query's first sample, or None when it has no sample."""
+        status, body = http_get(f"{self.url()}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+        check(status == 200, f"prometheus query {promql}: HTTP {status} {body[:300]}")
+        result = json.loads(body)["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def scenario_actuator():
+    """The management server of a listener on a real broker: a real Prometheus scrapes its metrics and
+    sees the counters move; promtool accepts the exposition; readiness goes DOWN while the broker is
+    stopped and UP once it is back; DOWN again when the lag passes health.readiness.max-lag."""
+    broker = OwnBroker("fault-actuator", 60)
+    CLEANUPS.append(broker.stop)
+    bootstrap = broker.start()
+    topic, group = unique("actuator"), unique("group")
+    create_topic(bootstrap, topic, 1)
+    handled = os.path.join(ARGS.work_dir, "handled")
+    first, max_lag = 200, 50
+    listener = service("listener", bootstrap,
+                       {"FAULT_TOPIC": topic, "FAULT_GROUP": group, "FAULT_OUT": handled,
+                        "FAULT_HOLD_AFTER": first + 1},
+                       kafka={"connect-timeout": "5s"},
+                       consumer_properties={"statistics.interval.ms": 500},
+                       management={"server.port": 0, "server.address": "127.0.0.1",
+                                   "endpoints.web.exposure.include": "health,info,prometheus",
+                                   "health.readiness.max-lag": max_lag})
+    listener.start().wait_assigned()
+    port = None
+
+    def management_port():
+        nonlocal port
+        for line in listener.log_text().splitlines():
+            if "management server: http://127.0.0.1:" in line:
+                port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+                return True
+        return False
+
+    wait_until(management_port, 30, "the management server's address in the log")
+    base = f"http://127.0.0.1:{port}/actuator"
+
+    def readiness():
+        status, body = http_get(f"{base}/health/readiness")
+        return status, (json.loads(body) if status in (200, 503) else {})
+
+    wait_until(lambda: readiness()[0] == 200, 30, "readiness UP")
+    status, body = http_get(f"{base}/info")
+    check(status == 200 and json.loads(body)["listeners"][0]["topics"] == [topic], f"info: {status} {body}")
+
+    prometheus = PrometheusServer(f"127.0.0.1:{port}", "/actuator/prometheus")
+    wait_until(lambda: prometheus.query('up{job="cppfly"}') == 1.0, 30, "prometheus to scrape the service")
+    handled_query = f'sum(cppfly_records_handled_total{{topic="{topic}",outcome="success"}})'
+    before = prometheus.query(handled_query)
+    check(before in (None, 0.0), f"records handled before any was published: {before}")
+    produce(bootstrap, topic, first)
+    counter = LineCounter(handled)
+    wait_until(lambda: counter() >= first, 60, f"{first} records handled")
+    waited = wait_until(lambda: prometheus.query(handled_query) == float(first), 30,
+                        f"prometheus to see {first} records handled")
+    received = prometheus.query(f'sum(cppfly_records_received_total{{topic="{topic}"}})')
+    check(received == float(first), f"records received: {received}")
+    check(prometheus.query(f'sum(cppfly_handler_duration_seconds_count{{topic="{topic}"}})') == float(first),
+          "handler duration histogram count")
+    FIGURES["prometheus_saw_counters_after_s"] = round(waited, 1)
+
+    # promtool lints the exposition as served.
+    status, exposition = http_get(f"{base}/prometheus")
+    check(status == 200, f"prometheus endpoint: HTTP {status}")
+    lint = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True,
+                          timeout=30)
+    check(lint.returncode == 0, f"promtool check metrics: exit {lint.returncode}: {lint.stdout} {lint.stderr}")
+    wait_until(lambda: any(line.startswith("cppfly_consumer_lag{") and f'topic="{topic}"' in line
+                           for line in http_get(f"{base}/prometheus")[1].splitlines()), 30, "a consumer lag series")
+
+    # The broker goes away: readiness DOWN (503, broker DOWN); back: UP.
+    wait_until(lambda: readiness()[0] == 200, 30, "readiness UP before the broker stops")
+    broker.run("stop")
+    down = wait_until(lambda: readiness()[0] == 503 and readiness()[1]["components"]["broker"]["status"] == "DOWN",
+                      30, "readiness DOWN while the broker is stopped")
+    check(http_get(f"{base}/health/liveness")[0] == 200, "liveness stays UP while the broker is away")
+    broker.run("resume")
+    up = wait_until(lambda: readiness()[0] == 200, 60, "readiness UP once the broker is back")
+    FIGURES.update({"readiness_down_after_s": round(down, 1), "readiness_up_after_resume_s": round(up, 1)})
+
+    # The next record's handler holds: the records behind it are lag, above max-lag readiness is DOWN.
+    produce(bootstrap, topic, 2 * max_lag)
+    wait_until(lambda: readiness()[0] == 503 and readiness()[1]["components"]["lag"]["status"] == "DOWN", 30,
+               f"readiness DOWN with the lag above {max_lag}")
+    lag = readiness()[1]["components"]["lag"]["details"]["partitions"]
+    check(any(v > max_lag for v in lag.values()), f"lag details: {lag}")
+    lag_seen = wait_until(lambda: (prometheus.query(f'max(cppfly_consumer_lag{{topic="{topic}"}})') or 0) > max_lag,
+                          30, "prometheus to see the lag")
+    FIGURES["prometheus_saw_lag_after_s"] = round(lag_seen, 1)
 
 
 def main():

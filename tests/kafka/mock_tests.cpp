@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <cppfly/config/config.hpp>
+#include <cppfly/messaging/prometheus_metrics.hpp>
 
 #include "scenarios.hpp"
 
@@ -609,4 +610,64 @@ TEST_CASE("a configured partitioner takes effect: murmur2_random places keys as 
     CHECK(placed.partition == murmur2(key) % kPartitions);
   }
   adapter.stop();
+}
+
+TEST_CASE("mock: the observer sees publishes and commits, and status() reports lag, partitions, reachability",
+          "[kafka][mock][observer]") {
+  MockCluster cluster;
+  const auto topic = unique_name("observed");
+  const auto group = unique_name("group");
+  cluster.create_topic(topic, 2);
+  auto metrics = std::make_shared<messaging::PrometheusMetrics>();
+  auto properties = cluster.properties();
+  properties.properties["statistics.interval.ms"] = "100";
+  KafkaAdapter adapter(properties);
+  adapter.observe(metrics);
+  Inbox inbox;
+  adapter.subscribe(Subscription{.topic = topic,
+                                 .handler = inbox.handler(),
+                                 .group = group,
+                                 .container = {.failure = {.listener_name = "observed"}, .observer = metrics}});
+  CHECK(adapter.status().listeners.empty());  // not started
+  adapter.start();
+  CHECK_THROWS_AS(adapter.observe(metrics), BrokerError);
+  for (int i = 0; i < 6; ++i) adapter.publish(topic, numbered("v", i), PublishOptions{.partition = i % 2});
+  REQUIRE(inbox.wait_for_count(6));
+
+  // Statistics come every 100 ms: wait (bounded) until they show both partitions caught up.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  messaging::BrokerStatus status;
+  const auto caught_up = [&] {
+    status = adapter.status();
+    if (status.listeners.size() != 1) return false;
+    const auto& l = status.listeners[0];
+    return status.reachable == true && l.assigned == 2 && l.lag.size() == 2 &&
+           std::all_of(l.lag.begin(), l.lag.end(), [](const auto& p) { return p.lag == 0; });
+  };
+  while (!caught_up() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  REQUIRE(caught_up());
+  CHECK(status.listeners[0].listener == "observed");
+  CHECK(status.listeners[0].group == group);
+  CHECK(status.listeners[0].buffered == 0);
+  REQUIRE(status.producer_queue.has_value());
+
+  // A commit happens on the 200 ms timer once offsets were stored.
+  const auto committed = [&] {
+    return metrics->render(adapter.status()).find("cppfly_commits_total{group=\"" + group + "\",outcome=\"success\"}") !=
+           std::string::npos;
+  };
+  const auto commit_deadline = std::chrono::steady_clock::now() + kWait;
+  while (!committed() && std::chrono::steady_clock::now() < commit_deadline) std::this_thread::sleep_for(20ms);
+  CHECK(committed());
+
+  const std::string text = metrics->render(adapter.status());
+  CHECK_THAT(text, Contains("cppfly_published_total{topic=\"" + topic + "\"} 6"));
+  CHECK_THAT(text, Contains("cppfly_publish_duration_seconds_count{topic=\"" + topic + "\"} 6"));
+  CHECK_THAT(text, Contains("cppfly_records_handled_total{listener=\"observed\",topic=\"" + topic + "\",group=\"" +
+                            group + "\",outcome=\"success\"} 6"));
+  CHECK_THAT(text, Contains("cppfly_consumer_lag{listener=\"observed\",topic=\"" + topic + "\",group=\"" + group +
+                            "\",partition=\"1\"} 0"));
+  CHECK_THAT(text, Contains("cppfly_broker_up 1"));
+  adapter.stop();
+  CHECK(adapter.status().reachable == false);
 }

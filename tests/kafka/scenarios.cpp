@@ -447,7 +447,8 @@ void pull_consumer_scenario(TestCluster& cluster) {
   KafkaAdapter producer(cluster.properties());
   producer.start();
   for (int i = 0; i < 20; ++i) {
-    producer.publish(topic, "first-" + std::to_string(i), {.key = "k" + std::to_string(i), .partition = i % 2});
+    producer.publish(topic, std::string("first-").append(std::to_string(i)),
+                     {.key = std::string("k").append(std::to_string(i)), .partition = i % 2});
   }
   {
     PullConsumer consumer(cluster.properties(), group, {topic});
@@ -511,28 +512,29 @@ void batch_listener_scenario(TestCluster& cluster) {
   const auto record_handled = handled.handler();
   {
     KafkaAdapter consumer(cluster.properties());
-    consumer.subscribe(messaging::Subscription{
-        .topic = topic,
-        .handler = {},
-        .group = group,
-        .container = {.failure = {.retry = {.retries = 2, .delay = std::chrono::milliseconds(10)},
-                                  .dead_letter_topic = dead_letter_topic,
-                                  .listener_name = "batch",
-                                  .group = group},
-                      .batch_max_records = 20,
-                      .batch_max_wait = kWait},  // all 20 were published first: one batch of 20
-        .batch_handler = [&](std::span<const Message> batch) {
-          std::vector<std::string> seen;
-          for (const auto& m : batch) seen.push_back(m.value);
-          {
-            const std::lock_guard lock(mutex);
-            calls.push_back(seen);
-          }
-          for (std::size_t i = 0; i < batch.size(); ++i) {
-            if (batch[i].value == "r-7") throw messaging::BatchFailure(i, "r-7 fails every time");
-            record_handled(batch[i]);
-          }
-        }});
+    // Set field by field: a braced Subscription this size trips GCC 12's -Wmaybe-uninitialized at -O3.
+    messaging::Subscription subscription;
+    subscription.topic = topic;
+    subscription.group = group;
+    subscription.container.failure.retry = {.retries = 2, .delay = std::chrono::milliseconds(10)};
+    subscription.container.failure.dead_letter_topic = dead_letter_topic;
+    subscription.container.failure.listener_name = "batch";
+    subscription.container.failure.group = group;
+    subscription.container.batch_max_records = 20;
+    subscription.container.batch_max_wait = kWait;  // all 20 were published first: one batch of 20
+    subscription.batch_handler = [&](std::span<const Message> batch) {
+      std::vector<std::string> seen;
+      for (const auto& m : batch) seen.push_back(m.value);
+      {
+        const std::lock_guard lock(mutex);
+        calls.push_back(seen);
+      }
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].value == "r-7") throw messaging::BatchFailure(i, "r-7 fails every time");
+        record_handled(batch[i]);
+      }
+    };
+    consumer.subscribe(std::move(subscription));
     consumer.start();
     REQUIRE(handled.wait_for_count(19));
     consumer.stop();

@@ -131,6 +131,10 @@ ConfHandle make_client_conf(const config::KafkaProperties& properties, const std
     set_property(c, "isolation.level", "read_committed", key("consumer-properties"));
   }
 
+  // Statistics feed the health checks and metrics (broker connected, lag, producer queue); a
+  // statistics.interval.ms among the properties wins (0 turns them off).
+  set_property(c, "statistics.interval.ms", std::to_string(kStatisticsIntervalMs), key("properties"));
+
   set_all(c, properties.properties, "properties");
   if (kind == ClientKind::producer) {
     set_all(c, properties.producer_properties, "producer-properties");

@@ -15,6 +15,8 @@ enum class ClientKind { producer, consumer };
 
 /// Consumers' queued.min.messages (librdkafka's default is 100,000): see client_config.cpp.
 inline constexpr int kQueuedMinMessages = 300000;
+/// statistics.interval.ms unless the properties set it: how often health and lag are refreshed.
+inline constexpr int kStatisticsIntervalMs = 1000;
 
 /// Sets one librdkafka property; throws config::ConfigError naming `pyfly_key` when librdkafka
 /// refuses it: for an unknown name, the nearest known name (never the value); for a bad value,

@@ -98,6 +98,30 @@ std::string mask_secrets(std::string text, const std::vector<std::string>& secre
   return text;
 }
 
+ClientStatistics ClientContext::statistics() const {
+  const std::lock_guard lock(mutex_);
+  return statistics_;
+}
+
+void ClientContext::record_statistics(ClientStatistics statistics) {
+  const std::lock_guard lock(mutex_);
+  statistics_ = std::move(statistics);
+}
+
+namespace {
+
+int on_statistics(rd_kafka_t* rk, char* json, std::size_t size, void* /*opaque*/) noexcept {
+  try {
+    if (auto* context = ClientContext::of(rk)) context->record_statistics(parse_statistics({json, size}));
+  } catch (const std::exception& e) {
+    cppfly::detail::log().debug("kafka: unreadable statistics: {}", e.what());
+  } catch (...) {  // NOLINT(bugprone-empty-catch): nothing may escape into librdkafka
+  }
+  return 0;  // librdkafka frees `json`
+}
+
+}  // namespace
+
 ClientContext* ClientContext::of(const rd_kafka_t* rk) noexcept {
   return rk != nullptr ? static_cast<ClientContext*>(rd_kafka_opaque(rk)) : nullptr;
 }
@@ -122,6 +146,7 @@ void install_context(rd_kafka_conf_t* conf, ClientContext* context) noexcept {
   }
   install_log_callback(conf);
   rd_kafka_conf_set_error_cb(conf, &on_error);
+  rd_kafka_conf_set_stats_cb(conf, &on_statistics);
   rd_kafka_conf_set_opaque(conf, context);
 }
 

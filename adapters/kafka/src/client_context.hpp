@@ -9,6 +9,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "statistics.hpp"
+
 namespace cppfly::kafka::detail {
 
 /// The opaque of every client configuration (rd_kafka_conf_set_opaque). Must outlive the
@@ -43,6 +45,10 @@ class ClientContext {
   /// `text` with every secret value of this client's configuration replaced by "***".
   [[nodiscard]] std::string masked(std::string text) const;
 
+  /// librdkafka's last statistics report (statistics.interval.ms); `reported` false before the first.
+  [[nodiscard]] ClientStatistics statistics() const;
+  void record_statistics(ClientStatistics statistics);
+
   /// The context attached to a client handle (nullptr if none).
   static ClientContext* of(const rd_kafka_t* rk) noexcept;
 
@@ -53,13 +59,14 @@ class ClientContext {
   mutable std::mutex mutex_;
   std::string last_error_;
   Failure security_failure_;
+  ClientStatistics statistics_;
   std::vector<std::string> secrets_;  // set once by install_context, before the client exists
 };
 
 /// librdkafka log lines → the cppfly logger (syslog levels mapped to spdlog levels).
 void install_log_callback(rd_kafka_conf_t* conf) noexcept;
 
-/// log_cb, error_cb and the opaque; remembers the values of `conf`'s secret properties
+/// log_cb, error_cb, stats_cb and the opaque; remembers the values of `conf`'s secret properties
 /// (config::is_sensitive_key) so that no log line or error of this client shows them.
 /// Call last, after the user's properties.
 void install_context(rd_kafka_conf_t* conf, ClientContext* context) noexcept;

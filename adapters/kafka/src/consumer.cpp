@@ -1,5 +1,7 @@
 #include "consumer.hpp"
 
+#include <cppfly/messaging/observer.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -85,6 +87,19 @@ Consumer::Consumer(std::shared_ptr<const Subscription> subscription, ConfHandle 
   }
   install_context(conf_.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf_.get(), &Consumer::on_rebalance);
+}
+
+void Consumer::tell_committed(const rd_kafka_topic_partition_list_t* offsets, rd_kafka_resp_err_t err) const {
+  auto* observer = subscription_->container.observer.get();
+  if (observer == nullptr || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
+    const auto& p = offsets->elems[i];
+    observer->on_commit({.group = group_id_,
+                         .topic = p.topic,
+                         .partition = p.partition,
+                         .offset = p.offset,
+                         .ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && p.err == RD_KAFKA_RESP_ERR_NO_ERROR});
+  }
 }
 
 Consumer::~Consumer() {
@@ -326,14 +341,17 @@ bool Consumer::commit_stored(const char* why) {
   // What an asynchronous commit still carries is sent again: its answer may be a failure.
   for (const auto& [id, position] : in_flight_) noted_.try_emplace(id, position);
   if (noted_.empty()) return true;
-  auto err = commit_offsets(rk_.get(), list_of(noted_).get(), cluster_timeout_);
+  auto list = list_of(noted_);
+  auto err = commit_offsets(rk_.get(), list.get(), cluster_timeout_);
   if (err == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && !metadata_refused_) {
     metadata_refused_ = true;
     log.warn("kafka: {}: the broker refuses the commit metadata (offset.metadata.max.bytes); committing without it "
              "from now on: records completed past a committed offset run again after a restart",
              description());
-    err = commit_offsets(rk_.get(), list_of(noted_).get(), cluster_timeout_);
+    list = list_of(noted_);
+    err = commit_offsets(rk_.get(), list.get(), cluster_timeout_);
   }
+  tell_committed(list.get(), err);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     noted_.clear();
     in_flight_.clear();  // superseded (its answer, when it comes, is ignored)
@@ -394,6 +412,7 @@ void Consumer::commit_noted() {
     // The answer to an earlier commit that a synchronous one superseded: not this one's.
     if (reinterpret_cast<std::uintptr_t>(rd_kafka_event_opaque(event.get())) != commit_serial_) continue;
     const auto err = rd_kafka_event_error(event.get());
+    tell_committed(rd_kafka_event_topic_partition_list(event.get()), err);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
       in_flight_.clear();
       container_->committed(in_flight_serial_);
@@ -450,6 +469,22 @@ std::vector<messaging::Position> Consumer::read_committed(rd_kafka_topic_partiti
                                description(), rd_kafka_err2str(err));
   }
   return committed;
+}
+
+messaging::ListenerStatus Consumer::status() {
+  messaging::ListenerStatus out{.listener = subscription_->container.failure.listener_name,
+                                .topic = subscription_->topic,
+                                .group = subscription_->group.value_or("")};
+  if (out.listener.empty()) out.listener.append("'").append(out.topic).append("'");
+  if (const std::unique_lock lock(lifecycle_, std::try_to_lock); lock.owns_lock() && container_) {
+    out.buffered = container_->buffered();
+    out.retries_waiting = container_->retries_waiting();
+  }
+  if (auto stats = statistics(); stats.reported) {
+    out.assigned = stats.assigned;
+    out.lag = std::move(stats.lag);
+  }
+  return out;
 }
 
 std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_topic_partition_list_t* list) {

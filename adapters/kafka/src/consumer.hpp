@@ -56,12 +56,17 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   void await_finished() noexcept;
 
   [[nodiscard]] const Subscription& subscription() const noexcept { return *subscription_; }
+  /// Its container's buffered records and waiting retries, its assigned partitions and their lag
+  /// (librdkafka's last statistics). Never waits for the fetch thread.
+  [[nodiscard]] messaging::ListenerStatus status();
   [[nodiscard]] bool broadcast() const noexcept { return !subscription_->group.has_value(); }
   [[nodiscard]] const std::string& group_id() const noexcept { return group_id_; }
 
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) noexcept;
+  /// Tells the observer (if any) how a commit of `offsets` went.
+  void tell_committed(const rd_kafka_topic_partition_list_t* offsets, rd_kafka_resp_err_t err) const;
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void record_start_offsets();
   [[nodiscard]] std::int64_t broadcast_position(std::int32_t partition) const;

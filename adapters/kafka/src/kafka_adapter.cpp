@@ -36,6 +36,7 @@ struct KafkaAdapter::Impl {
   detail::ConfHandle consumer_conf;
 
   std::mutex lifecycle;  ///< serialises start() and stop()
+  std::shared_ptr<messaging::MessagingObserver> observer;  ///< set before start(): given to each producer
 
   std::mutex state_mutex;  ///< guards state, subscriptions, consumers
   State state{State::created};
@@ -63,6 +64,7 @@ struct KafkaAdapter::Impl {
     auto conf = detail::duplicate(producer_conf.get());
     detail::set_property(conf.get(), "transactional.id", id, "pyfly.messaging.kafka.transactional-id-prefix");
     auto made = std::make_unique<detail::Producer>(std::move(conf), properties.publish_timeout);
+    made->observe(observer);
     made->init_transactions(properties.connect_timeout);
     return made;
   }
@@ -92,6 +94,7 @@ struct KafkaAdapter::Impl {
     const std::lock_guard lock(producers_mutex);
     if (producer.load() != fatal) return producer.load();  // replaced meanwhile, or stopped
     auto fresh = std::make_unique<detail::Producer>(detail::duplicate(producer_conf.get()), properties.publish_timeout);
+    fresh->observe(observer);
     detail::Producer* expected = fatal;
     if (!producer.compare_exchange_strong(expected, fresh.get())) return expected;  // stop() took it
     producers.push_back(std::move(fresh));
@@ -357,6 +360,7 @@ void KafkaAdapter::start() {
   impl_->await_detached();
   const auto& p = impl_->properties;
   auto producer = std::make_unique<detail::Producer>(detail::duplicate(impl_->producer_conf.get()), p.publish_timeout);
+  producer->observe(impl_->observer);
   detail::await_cluster(producer->handle(), *producer, impl_->servers, p.connect_timeout);
   // pyfly.messaging.kafka.topics: created (or grown) before any consumer starts.
   detail::apply_declared_topics(producer->handle(), p);
@@ -401,6 +405,41 @@ void KafkaAdapter::stop() {
   const messaging::ListenerContainer::StopFromHandler from_handler;
   lifecycle.lock();
   impl_->stop_locked();
+}
+
+void KafkaAdapter::observe(std::shared_ptr<messaging::MessagingObserver> observer) {
+  const std::lock_guard lock(impl_->state_mutex);
+  if (impl_->state == Impl::State::started) throw BrokerError("observe() must come before start()");
+  impl_->observer = std::move(observer);
+}
+
+messaging::BrokerStatus KafkaAdapter::status() const {
+  messaging::BrokerStatus out;
+  std::vector<std::shared_ptr<detail::Consumer>> consumers;
+  {
+    const std::lock_guard lock(impl_->state_mutex);
+    if (impl_->state != Impl::State::started) {
+      out.reachable = false;
+      out.detail = "the Kafka adapter is not started";
+      return out;
+    }
+    consumers = impl_->consumers;
+  }
+  // Producers live as long as the adapter (`producers`): reading a stopped one's statistics is safe.
+  detail::ClientStatistics producer;
+  if (auto* current = impl_->producer.load(std::memory_order_acquire)) producer = current->statistics();
+  bool reported = producer.reported;
+  bool up = producer.broker_up;
+  if (producer.reported) out.producer_queue = static_cast<std::size_t>(std::max<std::int64_t>(0, producer.queued));
+  for (const auto& consumer : consumers) {
+    const auto stats = consumer->statistics();
+    reported = reported || stats.reported;
+    up = up || stats.broker_up;
+    out.listeners.push_back(consumer->status());
+  }
+  if (reported) out.reachable = up;
+  out.detail = impl_->servers;
+  return out;
 }
 
 }  // namespace cppfly::kafka

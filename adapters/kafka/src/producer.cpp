@@ -26,6 +26,8 @@ struct Producer::Delivery {
   /// Completes the record's publish: a promise (publish, future publish_async) or a callback.
   /// Empty until send() sets one (a default promise would allocate its shared state for nothing).
   std::variant<std::monostate, std::promise<DeliveryResult>, messaging::DeliveryCallback> done;
+  /// When the record was sent (only with an observer): its publish duration ends at the report.
+  std::chrono::steady_clock::time_point sent{};
 
   // Reports free Delivery objects in bursts (one per produce request, often thousands),
   // more than malloc's per-thread cache holds, and often on another thread than the one that
@@ -189,6 +191,11 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
   std::unique_ptr<Delivery> delivery(static_cast<Delivery*>(message->_private));
   if (!delivery) return;
   const char* topic = rd_kafka_topic_name(message->rkt);
+  if (auto* self = static_cast<Producer*>(ClientContext::of(rk)); self != nullptr && self->observer_) {
+    self->observer_->on_publish({.topic = topic,
+                                 .ok = message->err == RD_KAFKA_RESP_ERR_NO_ERROR,
+                                 .duration = std::chrono::steady_clock::now() - delivery->sent});
+  }
   try {
     std::optional<BrokerError> error;
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -301,6 +308,21 @@ bool Producer::flush(std::chrono::milliseconds timeout) {
 
 void Producer::enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
                        std::unique_ptr<Delivery>& delivery) {
+  if (!observer_) {
+    enqueue_record(topic, value, options, delivery);
+    return;
+  }
+  delivery->sent = std::chrono::steady_clock::now();
+  try {
+    enqueue_record(topic, value, options, delivery);
+  } catch (...) {  // refused before it was queued: no delivery report will come
+    observer_->on_publish({.topic = topic, .ok = false, .duration = std::chrono::steady_clock::now() - delivery->sent});
+    throw;
+  }
+}
+
+void Producer::enqueue_record(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+                              std::unique_ptr<Delivery>& delivery) {
   const Visit visit(*this);
   // Only a change matters to the poll thread: a plain store, not a read-modify-write.
   sends_.store(sends_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

@@ -15,6 +15,7 @@
 
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/message.hpp>
+#include <cppfly/messaging/observer.hpp>
 
 #include "client_context.hpp"
 #include "handles.hpp"
@@ -74,16 +75,22 @@ class Producer final : public ClientContext {
 
   [[nodiscard]] std::chrono::milliseconds publish_timeout() const noexcept { return publish_timeout_; }
 
+  /// Every record's delivery (or refusal) is told to `observer`; set before the first send().
+  void observe(std::shared_ptr<messaging::MessagingObserver> observer) noexcept { observer_ = std::move(observer); }
+
  private:
   struct Delivery;
   class Visit;
   /// Queues the record; `delivery` is released (to librdkafka) only when that succeeds.
   void enqueue(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
                std::unique_ptr<Delivery>& delivery);
+  void enqueue_record(std::string_view topic, std::string_view value, const messaging::PublishOptions& options,
+                      std::unique_ptr<Delivery>& delivery);
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque) noexcept;
   void poll_loop() noexcept;
 
   std::chrono::milliseconds publish_timeout_;
+  std::shared_ptr<messaging::MessagingObserver> observer_;
   std::atomic<bool> polling_{true};
   std::atomic<bool> closed_{false};
   std::atomic<bool> fatal_{false};  ///< a fatal transaction error: unusable

@@ -160,6 +160,30 @@ std::shared_ptr<const InMemoryMessageBroker::Topic> InMemoryMessageBroker::find_
 
 void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, PublishOptions options,
                                     DeliveryResult* result) {
+  if (!observer_) {
+    dispatch(topic, std::move(value), std::move(options), result);
+    return;
+  }
+  // Told once the subscribers were served. Only a refused publish is a failure: an exception a
+  // subscriber's handler let out is not the publish's.
+  const auto started = std::chrono::steady_clock::now();
+  const Headers headers = options.headers;
+  const auto tell = [&](bool ok) {
+    observer_->on_publish(
+        {.topic = topic, .ok = ok, .duration = std::chrono::steady_clock::now() - started, .headers = &headers});
+  };
+  const bool refused = !running_.load();  // dispatch() throws
+  try {
+    dispatch(topic, std::move(value), std::move(options), result);
+  } catch (...) {
+    tell(!refused);
+    throw;
+  }
+  tell(true);
+}
+
+void InMemoryMessageBroker::dispatch(std::string_view topic, std::string value, PublishOptions options,
+                                     DeliveryResult* result) {
   // Counted before running_ is read (both sequentially consistent): stop() either refuses this
   // delivery or waits for it.
   in_flight_.fetch_add(1);
@@ -281,6 +305,39 @@ std::future<DeliveryResult> InMemoryMessageBroker::publish_async(std::string_vie
     promise.set_exception(std::current_exception());
   }
   return promise.get_future();
+}
+
+void InMemoryMessageBroker::observe(std::shared_ptr<MessagingObserver> observer) {
+  if (running_.load()) throw BrokerError("in-memory broker: observe() must come before start()");
+  observer_ = std::move(observer);
+}
+
+BrokerStatus InMemoryMessageBroker::status() const {
+  BrokerStatus status{.reachable = running_.load(), .detail = "in-memory", .producer_queue = 0, .listeners = {}};
+  std::shared_ptr<const Routes> routes;
+  {
+    std::lock_guard lock(routes_mutex_);
+    routes = routes_;
+  }
+  const auto add = [&](const ListenerContainer& container) {
+    const Subscription& s = container.subscription();
+    std::string name = s.container.failure.listener_name;
+    if (name.empty()) name.append("'").append(s.topic).append("'");
+    status.listeners.push_back({.listener = std::move(name),
+                                .topic = s.topic,
+                                .group = s.group.value_or(""),
+                                .buffered = container.buffered(),
+                                .retries_waiting = container.retries_waiting(),
+                                .assigned = 1,
+                                .lag = {}});
+  };
+  for (const auto& [name, topic] : routes->topics) {
+    for (const auto& container : topic->broadcast) add(*container);
+    for (const auto& group : topic->groups) {
+      for (const auto& container : group.members) add(*container);
+    }
+  }
+  return status;
 }
 
 std::vector<Message> InMemoryMessageBroker::published() const {

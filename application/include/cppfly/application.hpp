@@ -13,9 +13,14 @@
 #include <cppfly/config/config.hpp>
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/listener_registry.hpp>
+#include <cppfly/messaging/observer.hpp>
 #include <cppfly/messaging/retry_policy.hpp>
 
 namespace cppfly {
+
+namespace detail {
+class Actuator;
+}
 
 /// A problem that keeps the application from starting (bad registrations, unbound services, ...).
 class ApplicationError : public std::runtime_error {
@@ -50,6 +55,9 @@ class Application {
   }
   /// Uses this broker instead of the configured one (call before start()).
   void use_broker(std::unique_ptr<messaging::MessageBrokerPort> broker);
+  /// Tells `observer` of every publish through the broker and every handler attempt of the bound
+  /// listeners (OpenTelemetry spans, custom metrics). Call before the first start().
+  void add_observer(std::shared_ptr<messaging::MessagingObserver> observer);
 
   /// Builds the broker (if not given), binds every listener, starts the broker, runs the after-start hooks.
   void start();
@@ -65,6 +73,9 @@ class Application {
   [[nodiscard]] messaging::MessageBrokerPort& broker();
   [[nodiscard]] const config::Config& config() const noexcept { return config_; }
   [[nodiscard]] bool running() const noexcept { return running_; }
+  /// The management server's port while it runs (pyfly.management.server.port, or the free port
+  /// picked for 0); -1 when there is none.
+  [[nodiscard]] int management_port() const noexcept;
   /// The code given to request_stop() (0 when stopped by a signal).
   [[nodiscard]] int exit_code() const noexcept;
 
@@ -72,11 +83,14 @@ class Application {
   void bind_instance(std::type_index type, void* instance);
   void bind_listeners();
   void run_hooks(messaging::HookPhase phase);
+  void make_actuator();
   [[nodiscard]] config::ConfigError located(const config::ConfigError& error) const;
 
   config::Config config_;
   messaging::ListenerRegistry& registry_;
   std::unique_ptr<messaging::MessageBrokerPort> broker_;
+  std::shared_ptr<messaging::ObserverList> observers_{std::make_shared<messaging::ObserverList>()};
+  std::unique_ptr<detail::Actuator> actuator_;  ///< pyfly.management: made at the first start()
   std::unordered_map<std::type_index, void*> instances_;
   std::vector<std::shared_ptr<void>> owned_services_;
   bool running_{false};

@@ -77,6 +77,8 @@ class Config {
   [[nodiscard]] const std::vector<std::string>& sources() const noexcept { return sources_; }
   /// Typed view of pyfly.messaging (validated at load).
   [[nodiscard]] const MessagingProperties& messaging() const noexcept { return messaging_; }
+  /// Typed view of pyfly.management (validated at load).
+  [[nodiscard]] const ManagementProperties& management() const noexcept { return management_; }
   /// Warnings found while loading (keys PyFly knows that cppfly ignores, ...).
   [[nodiscard]] const std::vector<std::string>& warnings() const noexcept { return warnings_; }
 
@@ -86,6 +88,7 @@ class Config {
   std::vector<std::string> sources_;
   std::vector<std::string> warnings_;
   MessagingProperties messaging_;
+  ManagementProperties management_;
   friend class ConfigBuilder;
 };
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cppfly::config {
 
@@ -57,6 +58,23 @@ struct MessagingProperties {
   Provider provider{Provider::memory};
   KafkaProperties kafka{};
   ListenerProperties listener{};
+};
+
+/// pyfly.management.*: the actuator (PyFly's keys, which are Spring Boot's). The management server
+/// runs only when the configuration has a pyfly.management section; then port 9090 unless set.
+struct ManagementProperties {
+  bool configured{false};                  ///< some pyfly.management key is set: the server runs (unless port -1)
+  int port{9090};                          ///< server.port: -1 disables, 0 picks a free port (logged)
+  std::string address{"0.0.0.0"};          ///< server.address: the interface to listen on
+  std::string base_path{"/actuator"};      ///< endpoints.web.base-path
+  std::vector<std::string> include{"health", "info"};  ///< endpoints.web.exposure.include ("*": all)
+  std::vector<std::string> exclude{};      ///< endpoints.web.exposure.exclude
+  std::optional<std::int64_t> readiness_max_lag{};  ///< health.readiness.max-lag: records per partition; none: not checked
+
+  /// The server should run: configured and port not -1.
+  [[nodiscard]] bool enabled() const noexcept { return configured && port != -1; }
+  /// Whether endpoint `id` (health, info, prometheus) is exposed.
+  [[nodiscard]] bool exposes(std::string_view id) const;
 };
 
 }  // namespace cppfly::config

@@ -5,12 +5,15 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
+#include <cppfly/messaging/broker_status.hpp>
 #include <cppfly/messaging/message.hpp>
+#include <cppfly/messaging/observer.hpp>
 #include <cppfly/messaging/subscription.hpp>
 
 namespace cppfly::messaging {
@@ -87,6 +90,14 @@ class MessageBrokerPort {
   virtual void start() = 0;
   /// Stop fetching, finish in-flight handlers, commit, flush. Idempotent.
   virtual void stop() = 0;
+
+  /// Publishes (and commits, where the adapter commits) are told to `observer` from now on; call
+  /// before start(). Handler runs are told through each subscription's ContainerOptions::observer.
+  /// The default ignores it (an adapter without observation).
+  virtual void observe(std::shared_ptr<MessagingObserver> observer) { (void)observer; }
+  /// What the broker knows now of its health and work (reachability, lag, buffered records), for
+  /// health checks and metrics. Cheap: it never waits for the broker. The default knows nothing.
+  [[nodiscard]] virtual BrokerStatus status() const { return {}; }
 };
 
 }  // namespace cppfly::messaging

@@ -134,6 +134,8 @@ class ListenerContainer {
 
   /// Records offered and not yet settled or dropped.
   [[nodiscard]] std::size_t buffered() const;
+  /// Records waiting for a retry's backoff (or for their dead-letter publish to be tried again).
+  [[nodiscard]] std::size_t retries_waiting() const;
   [[nodiscard]] const Subscription& subscription() const noexcept;
   /// True on a thread that runs one of this container's handlers right now.
   [[nodiscard]] bool runs_on_this_thread() const noexcept;

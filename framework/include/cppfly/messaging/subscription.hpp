@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,8 @@
 #include <cppfly/messaging/retry_policy.hpp>
 
 namespace cppfly::messaging {
+
+class MessagingObserver;
 
 /// A handler receives each message; an exception it throws means "failed" (retry/dead-letter).
 using MessageHandler = std::function<void(const Message&)>;
@@ -44,6 +47,8 @@ struct ContainerOptions {
   std::size_t batch_max_records{500};
   /// Batch handlers: how long a batch may wait from its first record to fill (0: what is buffered).
   std::chrono::milliseconds batch_max_wait{0};
+  /// Told of every handler attempt (start, end, outcome); null: nothing is told (Application sets it).
+  std::shared_ptr<MessagingObserver> observer{};
 };
 
 /// subscribe()'s argument: a topic, the handler, the group (none: broadcast) and the container's options.

@@ -80,6 +80,12 @@ class KafkaAdapter final : public messaging::MessageBrokerPort {
   /// Throws messaging::BrokerError when the cluster cannot be reached within connect_timeout.
   void start() override;
   void stop() override;
+  /// Publishes (delivery reports) and commits are told to `observer`; call before start().
+  void observe(std::shared_ptr<messaging::MessagingObserver> observer) override;
+  /// From librdkafka's statistics (statistics.interval.ms, 1 s unless the properties say otherwise):
+  /// reachable while a client holds a connection to a broker (unknown before the first report), the
+  /// producer's queue, each consumer's assigned partitions and their lag behind the stored position.
+  [[nodiscard]] messaging::BrokerStatus status() const override;
 
   /// The effective bootstrap servers (for "embedded": the mock cluster's address).
   [[nodiscard]] std::string bootstrap_servers() const;

@@ -55,6 +55,10 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   /// Refuses further publishes, waits for deliveries running on other threads to finish, and stops
   /// the listener containers (each within its shutdown timeout; records still queued are dropped).
   void stop() override;
+  /// Each publish is told to `observer` (success once its subscribers were served).
+  void observe(std::shared_ptr<MessagingObserver> observer) override;
+  /// Reachable while started; every container's buffered records and waiting retries; no lag.
+  [[nodiscard]] BrokerStatus status() const override;
 
   [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   /// Every message published so far (when record_published), in publish order.
@@ -68,10 +72,12 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   struct Topic;
   /// Publishes and dispatches; fills `result` when given.
   void deliver(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
+  void dispatch(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
   std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
   [[nodiscard]] std::shared_ptr<ListenerContainer> make_container(const Subscription& subscription);
 
   InMemoryBrokerOptions options_;
+  std::shared_ptr<MessagingObserver> observer_;  // set before start()
   std::atomic<bool> running_{false};
   std::atomic<int> in_flight_{0};  // deliveries under way, on any thread
   std::atomic<bool> stopping_{false};
