@@ -26,8 +26,9 @@ ClientStatistics parse_statistics(std::string_view json) {
         const std::int32_t partition = p.value("partition", -1);
         if (partition < 0 || p.value("fetch_state", std::string("none")) == "none") continue;
         ++out.assigned;
-        // Behind the stored position (what the container settled) where there is one, else behind
-        // the committed one.
+        // Behind the stored position where there is one (a consumer that uses librdkafka's offset
+        // store), else behind the committed one (the listener consumers commit the container's
+        // position themselves).
         std::int64_t lag = p.value("consumer_lag_stored", std::int64_t{-1});
         if (lag < 0) lag = p.value("consumer_lag", std::int64_t{-1});
         if (lag >= 0) out.lag.push_back({.topic = topic, .partition = partition, .lag = lag});
