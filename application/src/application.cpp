@@ -1,6 +1,8 @@
 #include <cppfly/application.hpp>
+
 #include <cppfly/messaging/broker_factory.hpp>
 #include <cppfly/messaging/dead_letter.hpp>
+#include <cppfly/messaging/payload_logging.hpp>
 
 #include <pthread.h>
 #include <signal.h>
@@ -152,7 +154,9 @@ int Application::run(int argc, char** argv) noexcept {
 }
 
 Application::Application(config::Config config, messaging::ListenerRegistry& registry)
-    : config_(std::move(config)), registry_(registry) {}
+    : config_(std::move(config)), registry_(registry) {
+  messaging::set_log_payloads(config_.messaging().log_payloads);
+}
 
 Application::Application(int argc, char** argv, messaging::ListenerRegistry& registry)
     : Application(config::Config::load(parse_arguments(argc, argv)), registry) {}

@@ -30,6 +30,7 @@ const std::vector<SchemaNode>& messaging_children() {
       {"provider", Shape::scalar, "one of auto, kafka, memory"},
       {"kafka", Shape::map, {}},
       {"listener", Shape::map, {}},
+      {"log-payloads", Shape::scalar, "one of true, false, yes, no, on, off"},
       {"rabbitmq", Shape::ignored, {}},
   };
   return children;
@@ -413,6 +414,11 @@ MessagingProperties build_messaging(const ValueMap& values) {
     const std::string name =
         one_of(std::string_view("pyfly.messaging.provider"), *v, std::array<std::string_view, 3>{"auto", "kafka", "memory"});
     out.provider = name == "auto" ? Provider::auto_detect : name == "kafka" ? Provider::kafka : Provider::memory;
+  }
+  if (const auto* v = find(values, "pyfly.messaging.log-payloads")) {
+    const auto parsed = parse_bool(v->value);
+    if (!parsed) bad_value("pyfly.messaging.log-payloads", *v, "allowed: true, false, yes, no, on, off");
+    out.log_payloads = *parsed;
   }
   KafkaProperties& kafka = out.kafka;
   if (const auto* v = find(values, "pyfly.messaging.kafka.bootstrap-servers")) {

@@ -17,6 +17,7 @@
 #include <cppfly/messaging/broker_port.hpp>
 #include <cppfly/messaging/dead_letter.hpp>
 #include <cppfly/messaging/json_codec.hpp>
+#include <cppfly/messaging/payload_logging.hpp>
 #include <cppfly/messaging/observer.hpp>
 
 #include <cxxabi.h>
@@ -78,6 +79,12 @@ std::string where(const Message& message) {
   if (message.partition >= 0) text.append("[").append(std::to_string(message.partition)).append("]");
   if (message.offset >= 0) text.append("@").append(std::to_string(message.offset));
   return text;
+}
+
+/// "; payload: '...'" for a failure's log line when payload logging is on (pyfly.messaging.log-payloads), else "".
+std::string payload_note(const Message& message) {
+  if (!log_payloads()) return {};
+  return std::string("; payload: ").append(payload_for_log(message.value));
 }
 
 struct Partition;
@@ -495,9 +502,9 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       progress.dead_letter_due = true;
       return false;
     }
-    detail::log().warn("listener {}: {} sent to dead-letter topic '{}' after {} retries: {}: {}", name,
+    detail::log().warn("listener {}: {} sent to dead-letter topic '{}' after {} retries: {}: {}{}", name,
                        where(message), policy.dead_letter_topic, retries, progress.failure.type,
-                       progress.failure.message);
+                       progress.failure.message, payload_note(message));
     return true;
   }
 
@@ -577,13 +584,15 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       const int retries = std::max(0, policy.retry.retries);
       if (progress.failures <= retries) {
         retry_in = policy.retry.delay_before(progress.failures);
-        detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms", name, where(message),
-                           progress.failure.type, progress.failure.message, progress.failures, retries, retry_in.count());
+        detail::log().warn("listener {}: {} failed ({}: {}); retry {}/{} in {} ms{}", name, where(message),
+                           progress.failure.type, progress.failure.message, progress.failures, retries, retry_in.count(),
+                           payload_note(message));
         return Outcome::retry;
       }
       if (policy.dead_letter_topic.empty()) {
-        detail::log().error("listener {}: {} failed after {} retries, no dead-letter topic: {}: {}; skipped", name,
-                            where(message), retries, progress.failure.type, progress.failure.message);
+        detail::log().error("listener {}: {} failed after {} retries, no dead-letter topic: {}: {}; skipped{}", name,
+                            where(message), retries, progress.failure.type, progress.failure.message,
+                            payload_note(message));
         if (runtime.inline_execution) {
           error = std::current_exception();
           return Outcome::unsettled;

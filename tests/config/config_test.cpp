@@ -224,6 +224,14 @@ TEST_CASE("booleans accept true/false/yes/no/on/off and refuse anything else", "
         "allowed: true, false, yes, no, on, off");
 }
 
+TEST_CASE("log-payloads is off unless set, and only a boolean", "[config][errors]") {
+  CHECK_FALSE(Config::from_string("pyfly: {messaging: {provider: memory}}").messaging().log_payloads);
+  CHECK(Config::from_string("pyfly: {messaging: {log-payloads: true}}").messaging().log_payloads);
+  CHECK(Config::from_string("pyfly: {messaging: {log_payloads: on}}").messaging().log_payloads);
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    log-payloads: sometimes\n") ==
+        "pyfly.yaml:3:19: pyfly.messaging.log-payloads: found 'sometimes'; allowed: true, false, yes, no, on, off");
+}
+
 TEST_CASE("other enumerations and strings are checked", "[config][errors]") {
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      acks: 2\n") ==
         "pyfly.yaml:4:13: pyfly.messaging.kafka.acks: found '2'; allowed: all, -1, 0, 1");

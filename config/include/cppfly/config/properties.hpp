@@ -58,6 +58,7 @@ struct MessagingProperties {
   Provider provider{Provider::memory};
   KafkaProperties kafka{};
   ListenerProperties listener{};
+  bool log_payloads{false};  ///< log-payloads: payload bytes in logs and exception texts (cut to 256 bytes)
 };
 
 /// pyfly.management.*: the actuator (PyFly's keys, which are Spring Boot's). The management server
