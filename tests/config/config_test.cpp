@@ -147,7 +147,7 @@ TEST_CASE("an unknown key with nothing close lists the keys allowed at that leve
                       "  messaging:\n"
                       "    zookeeper: true\n") ==
         "pyfly.yaml:3:5: unknown key pyfly.messaging.zookeeper; "
-        "allowed keys under pyfly.messaging: provider, kafka, listener, rabbitmq");
+        "allowed keys under pyfly.messaging: provider, kafka, listener, log-payloads, rabbitmq");
 }
 
 TEST_CASE("dotted keys are read as nested keys and checked the same way", "[config]") {
@@ -252,7 +252,7 @@ TEST_CASE("other enumerations and strings are checked", "[config][errors]") {
 
 TEST_CASE("a scalar where a map is expected, and a map where a scalar is expected, are errors", "[config][errors]") {
   CHECK(error_of_yaml("pyfly:\n  messaging: memory\n") ==
-        "pyfly.yaml:2:14: pyfly.messaging: found 'memory'; expected a map with keys provider, kafka, listener, rabbitmq");
+        "pyfly.yaml:2:14: pyfly.messaging: found 'memory'; expected a map with keys provider, kafka, listener, log-payloads, rabbitmq");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka: localhost:9092\n") ==
         "pyfly.yaml:3:12: pyfly.messaging.kafka: found 'localhost:9092'; expected a map with keys "
         "bootstrap-servers, client-id, transactional-id-prefix, embedded-brokers, auto-offset-reset, acks, enable-idempotence, "
