@@ -3,6 +3,8 @@
 #include <cppfly/messaging/broker_factory.hpp>
 #include <cppfly/messaging/dead_letter.hpp>
 #include <cppfly/messaging/payload_logging.hpp>
+#include <cppfly/messaging/span_logger.hpp>
+#include <cppfly/messaging/trace_context.hpp>
 
 #include <pthread.h>
 #include <signal.h>
@@ -156,6 +158,7 @@ int Application::run(int argc, char** argv) noexcept {
 Application::Application(config::Config config, messaging::ListenerRegistry& registry)
     : config_(std::move(config)), registry_(registry) {
   messaging::set_log_payloads(config_.messaging().log_payloads);
+  messaging::set_trace_propagation(config_.messaging().trace_propagation);
 }
 
 Application::Application(int argc, char** argv, messaging::ListenerRegistry& registry)
@@ -289,6 +292,8 @@ void Application::start() {
   }
   if (!bound_) {
     make_actuator();
+    // Spans as debug lines when the "cppfly" logger is at debug level (SPDLOG_LEVEL=debug or cppfly=debug).
+    if (detail::log().should_log(spdlog::level::debug)) observers_->add(std::make_shared<messaging::SpanLogger>());
     if (!observers_->empty()) broker().observe(observers_);
     bind_listeners();  // once: adapters keep their subscriptions across stop() and start()
     bound_ = true;

@@ -32,6 +32,7 @@ const std::vector<SchemaNode>& messaging_children() {
       {"listener", Shape::map, {}},
       {"log-payloads", Shape::scalar, "one of true, false, yes, no, on, off"},
       {"rabbitmq", Shape::ignored, {}},
+      {"trace-propagation", Shape::scalar, "one of true, false, yes, no, on, off"},
   };
   return children;
 }
@@ -419,6 +420,11 @@ MessagingProperties build_messaging(const ValueMap& values) {
     const auto parsed = parse_bool(v->value);
     if (!parsed) bad_value("pyfly.messaging.log-payloads", *v, "allowed: true, false, yes, no, on, off");
     out.log_payloads = *parsed;
+  }
+  if (const auto* v = find(values, "pyfly.messaging.trace-propagation")) {
+    const auto parsed = parse_bool(v->value);
+    if (!parsed) bad_value("pyfly.messaging.trace-propagation", *v, "allowed: true, false, yes, no, on, off");
+    out.trace_propagation = *parsed;
   }
   KafkaProperties& kafka = out.kafka;
   if (const auto* v = find(values, "pyfly.messaging.kafka.bootstrap-servers")) {

@@ -19,6 +19,7 @@
 #include <cppfly/messaging/json_codec.hpp>
 #include <cppfly/messaging/payload_logging.hpp>
 #include <cppfly/messaging/observer.hpp>
+#include <cppfly/messaging/trace_context.hpp>
 
 #include <cxxabi.h>
 
@@ -518,6 +519,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   /// Inline, an exhausted record without a dead-letter topic ends `unsettled` with `error` set.
   Outcome attempt(Progress& progress, const Message& message, Partition* p, std::chrono::milliseconds& retry_in,
                   std::exception_ptr& error) {
+    const TraceScope trace(message);  // publishes made while handling it are spans of the record's trace
     MessagingObserver* observer = subscription.container.observer.get();
     if (observer == nullptr) return attempt_once(progress, message, p, retry_in, error);
     return observed_attempt(*observer, progress, message, p, retry_in, error);
@@ -834,6 +836,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   /// Calls the batch handler (the handler runs on this thread for StopFromHandler); its exception, or null.
   std::exception_ptr call_batch(std::span<const Message> batch, Partition* p) {
     const RunningHere running_here(this, p);
+    const TraceScope trace(TraceScope::NewTrace{});  // several records' traces: its publishes start one of their own
     try {
       subscription.batch_handler(batch);
       return nullptr;

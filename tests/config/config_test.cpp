@@ -147,7 +147,7 @@ TEST_CASE("an unknown key with nothing close lists the keys allowed at that leve
                       "  messaging:\n"
                       "    zookeeper: true\n") ==
         "pyfly.yaml:3:5: unknown key pyfly.messaging.zookeeper; "
-        "allowed keys under pyfly.messaging: provider, kafka, listener, log-payloads, rabbitmq");
+        "allowed keys under pyfly.messaging: provider, kafka, listener, log-payloads, rabbitmq, trace-propagation");
 }
 
 TEST_CASE("dotted keys are read as nested keys and checked the same way", "[config]") {
@@ -232,6 +232,14 @@ TEST_CASE("log-payloads is off unless set, and only a boolean", "[config][errors
         "pyfly.yaml:3:19: pyfly.messaging.log-payloads: found 'sometimes'; allowed: true, false, yes, no, on, off");
 }
 
+TEST_CASE("trace-propagation is on unless set off, and only a boolean", "[config][errors]") {
+  CHECK(Config::from_string("pyfly: {messaging: {provider: memory}}").messaging().trace_propagation);
+  CHECK_FALSE(Config::from_string("pyfly: {messaging: {trace-propagation: false}}").messaging().trace_propagation);
+  CHECK_FALSE(Config::from_string("pyfly: {messaging: {trace_propagation: off}}").messaging().trace_propagation);
+  CHECK(error_of_yaml("pyfly:\n  messaging:\n    trace-propagation: w3c\n") ==
+        "pyfly.yaml:3:24: pyfly.messaging.trace-propagation: found 'w3c'; allowed: true, false, yes, no, on, off");
+}
+
 TEST_CASE("other enumerations and strings are checked", "[config][errors]") {
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka:\n      acks: 2\n") ==
         "pyfly.yaml:4:13: pyfly.messaging.kafka.acks: found '2'; allowed: all, -1, 0, 1");
@@ -252,7 +260,7 @@ TEST_CASE("other enumerations and strings are checked", "[config][errors]") {
 
 TEST_CASE("a scalar where a map is expected, and a map where a scalar is expected, are errors", "[config][errors]") {
   CHECK(error_of_yaml("pyfly:\n  messaging: memory\n") ==
-        "pyfly.yaml:2:14: pyfly.messaging: found 'memory'; expected a map with keys provider, kafka, listener, log-payloads, rabbitmq");
+        "pyfly.yaml:2:14: pyfly.messaging: found 'memory'; expected a map with keys provider, kafka, listener, log-payloads, rabbitmq, trace-propagation");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    kafka: localhost:9092\n") ==
         "pyfly.yaml:3:12: pyfly.messaging.kafka: found 'localhost:9092'; expected a map with keys "
         "bootstrap-servers, client-id, transactional-id-prefix, embedded-brokers, auto-offset-reset, acks, enable-idempotence, "

@@ -13,6 +13,9 @@
 #include <cppfly/config/config.hpp>
 #include <cppfly/detail/log.hpp>
 #include <cppfly/messaging/broker_port.hpp>
+#include <cppfly/messaging/trace_context.hpp>
+
+#include "record.hpp"
 
 namespace cppfly::kafka::detail {
 
@@ -149,6 +152,22 @@ bool is_purge(rd_kafka_resp_err_t err) {
   return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
 }
 
+/// W3C trace context: a record published without a `traceparent` gets one (see trace_context.hpp).
+void add_trace(HeadersHandle& headers, const messaging::Headers& given) {
+  const auto span = messaging::trace_for_publish(given);
+  if (!span) return;
+  if (!headers) headers.reset(rd_kafka_headers_new(2));
+  const std::string traceparent = span->traceparent();
+  const auto add = [&](std::string_view name, std::string_view value) {
+    rd_kafka_header_add(headers.get(), name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  };
+  add(messaging::kTraceparentHeader, traceparent);
+  if (!span->tracestate().empty() && !given.contains(messaging::kTracestateHeader)) {
+    add(messaging::kTracestateHeader, span->tracestate());
+  }
+}
+
 }  // namespace
 
 Producer::Producer(ConfHandle conf, std::chrono::milliseconds publish_timeout)
@@ -192,9 +211,13 @@ void Producer::on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, vo
   if (!delivery) return;
   const char* topic = rd_kafka_topic_name(message->rkt);
   if (auto* self = static_cast<Producer*>(ClientContext::of(rk)); self != nullptr && self->observer_) {
+    messaging::Headers headers;  // read from the record only when the observer looks
+    messaging::DeferredHeaders::defer(headers, message, &read_headers);
     self->observer_->on_publish({.topic = topic,
                                  .ok = message->err == RD_KAFKA_RESP_ERR_NO_ERROR,
-                                 .duration = std::chrono::steady_clock::now() - delivery->sent});
+                                 .duration = std::chrono::steady_clock::now() - delivery->sent,
+                                 .headers = &headers});
+    messaging::DeferredHeaders::forget(headers);
   }
   try {
     std::optional<BrokerError> error;
@@ -334,12 +357,13 @@ void Producer::enqueue_record(std::string_view topic, std::string_view value, co
 
   HeadersHandle headers;
   if (!options.headers.empty()) {
-    headers.reset(rd_kafka_headers_new(options.headers.size()));
+    headers.reset(rd_kafka_headers_new(options.headers.size() + 1));
     for (const auto& [header, header_value] : options.headers) {
       rd_kafka_header_add(headers.get(), header.data(), static_cast<ssize_t>(header.size()), header_value.data(),
                           static_cast<ssize_t>(header_value.size()));
     }
   }
+  add_trace(headers, options.headers);
   const void* key = options.key ? options.key->data() : nullptr;
   const std::size_t key_size = options.key ? options.key->size() : 0;
   const std::int32_t partition = options.partition.value_or(RD_KAFKA_PARTITION_UA);

@@ -1,4 +1,5 @@
 #include <cppfly/messaging/in_memory_broker.hpp>
+#include <cppfly/messaging/trace_context.hpp>
 
 #include <chrono>
 #include <algorithm>
@@ -160,6 +161,7 @@ std::shared_ptr<const InMemoryMessageBroker::Topic> InMemoryMessageBroker::find_
 
 void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, PublishOptions options,
                                     DeliveryResult* result) {
+  propagate_trace(options.headers);
   if (!observer_) {
     dispatch(topic, std::move(value), std::move(options), result);
     return;
@@ -283,6 +285,7 @@ void InMemoryMessageBroker::transaction(const std::function<void(TransactionalPu
     };
     std::vector<Record> records;
     void publish(std::string_view topic, std::string_view value, PublishOptions options) override {
+      propagate_trace(options.headers);  // here: the publisher's trace, not the commit's
       records.push_back({std::string(topic), std::string(value), std::move(options)});
     }
     bool flush(std::chrono::milliseconds /*timeout*/) override { return true; }  // held until the commit

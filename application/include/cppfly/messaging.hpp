@@ -9,3 +9,4 @@
 #include <cppfly/messaging/json_codec.hpp>
 #include <cppfly/messaging/listener.hpp>
 #include <cppfly/messaging/message.hpp>
+#include <cppfly/messaging/trace_context.hpp>

@@ -59,6 +59,7 @@ struct MessagingProperties {
   KafkaProperties kafka{};
   ListenerProperties listener{};
   bool log_payloads{false};  ///< log-payloads: payload bytes in logs and exception texts (cut to 256 bytes)
+  bool trace_propagation{true};  ///< trace-propagation: W3C traceparent read from records and written on publishes
 };
 
 /// pyfly.management.*: the actuator (PyFly's keys, which are Spring Boot's). The management server
