@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <future>
+#include <atomic>
 #include <map>
 #include <optional>
 #include <set>
@@ -17,6 +18,7 @@
 #include <cppfly/application.hpp>
 #include <cppfly/messaging/json_codec.hpp>
 #include <cppfly/messaging/listener.hpp>
+#include <cppfly/messaging/trace_context.hpp>
 
 #include "support.hpp"
 
@@ -147,6 +149,28 @@ json flat_headers(const std::vector<Headers::Entry>& headers) {
   return flat;
 }
 
+/// cppfly adds a W3C traceparent after the given headers (these publishes come from no handler, so
+/// each starts a trace): checks that it is the last header and valid, and removes it. `headers` is a
+/// flat [name, value, ...] array (kcat -J) or an array of [name, value] pairs (the Python client).
+void take_traceparent(json& headers) {
+  REQUIRE(headers.is_array());
+  REQUIRE_FALSE(headers.empty());
+  std::string name;
+  std::string value;
+  if (headers.back().is_array()) {
+    name = headers.back()[0].get<std::string>();
+    value = headers.back()[1].get<std::string>();
+    headers.erase(headers.end() - 1);
+  } else {
+    REQUIRE(headers.size() >= 2);
+    name = headers[headers.size() - 2].get<std::string>();
+    value = headers.back().get<std::string>();
+    headers.erase(headers.end() - 2, headers.end());
+  }
+  CHECK(name == "traceparent");
+  CHECK(TraceContext::parse(value).has_value());
+}
+
 }  // namespace
 
 TEST_CASE("interop: kcat -> cppfly: key, value and headers arrive byte for byte", "[kafka][real][interop][kcat]") {
@@ -263,11 +287,9 @@ TEST_CASE("interop: cppfly -> kcat: records read back identical (kcat -J)", "[ka
     } else {
       CHECK(record["key"].is_null());
     }
-    if (sent[i].headers.empty()) {
-      CHECK_FALSE(record.contains("headers"));
-    } else {
-      CHECK(record["headers"] == flat_headers(sent[i].headers));
-    }
+    json headers = record["headers"];
+    take_traceparent(headers);
+    CHECK(headers == flat_headers(sent[i].headers));
   }
 }
 
@@ -559,7 +581,9 @@ TEST_CASE("interop: cppfly -> Python consumer: key, headers and JSON payload", "
     CHECK(record["value_hex"] == to_hex(encode_json(order)));
     json expected_headers = json::array();
     for (const auto& [name, value] : headers) expected_headers.push_back({name, value});
-    CHECK(record["headers"] == expected_headers);
+    json seen_headers = record["headers"];
+    take_traceparent(seen_headers);
+    CHECK(seen_headers == expected_headers);
     CHECK(record["partition"] == placed.at(order.order_id).partition);
     CHECK(record["offset"] == placed.at(order.order_id).offset);
   }
@@ -592,10 +616,84 @@ TEST_CASE("interop: cppfly -> PyFly's header view: strings, last of a repeated n
   const auto lines = lines_of(consumed.out);
   REQUIRE(lines.size() == 1);
   const json record = json::parse(lines[0]);
-  CHECK(record["headers"] == json{{"content-type", "application/json"},
+  json headers_seen = record["headers"];
+  REQUIRE(headers_seen.contains("traceparent"));
+  CHECK(TraceContext::parse(headers_seen["traceparent"].get<std::string>()).has_value());
+  headers_seen.erase("traceparent");
+  CHECK(headers_seen == json{{"content-type", "application/json"},
                                   {"tag", "second"},
                                   {"bytes", "fffe01"},
                                   {"utf8", "\xC3\xBC"},
                                   {"empty", ""}});
   CHECK(record["payload"] == json{{"id", "H-1"}});
+}
+
+TEST_CASE("interop: W3C trace context from kcat through two cppfly listeners, read back with kcat",
+          "[kafka][real][interop][kcat][trace]") {
+  const auto servers = bootstrap_servers();
+  require_kcat();
+  const auto in = unique_name("trace-in");
+  const auto mid = unique_name("trace-mid");
+  const auto out = unique_name("trace-out");
+  for (const auto& topic : {in, mid, out}) create_topic(servers, topic, 1);
+
+  // in -> "enrich" publishes one record to mid -> "ship" publishes two records to out.
+  std::atomic<MessageBrokerPort*> broker{nullptr};
+  Collector<Message> handled;
+  ListenerRegistry registry;
+  registry.add(make_listener("enrich", [&broker, handled, mid](const Message& m) {
+    handled.add(m);
+    (void)broker.load()->publish(mid, m.value + " enriched", {.key = m.key});
+  }, {.topic = in, .group_id = unique_name("enrich")}));
+  registry.add(make_listener("ship", [&broker, handled, out](const Message& m) {
+    handled.add(m);
+    (void)broker.load()->publish(out, m.value + " parcel 1", {.key = m.key});
+    (void)broker.load()->publish(out, m.value + " parcel 2", {.key = m.key});
+  }, {.topic = mid, .group_id = unique_name("ship")}));
+  Application app(kafka_config(servers), registry);
+  broker = &app.broker();
+  app.start();
+
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const std::string parent = "00f067aa0ba902b7";
+  kcat_produce(servers, in,
+               {.key = "order-9",
+                .headers = {{"traceparent", "00-" + trace_id + "-" + parent + "-01"}, {"tracestate", "rojo=00f067aa0ba902b7"}},
+                .null_headers = {},
+                .value = "order 9"});
+  INFO("handled so far: " << handled.size());
+  REQUIRE(handled.wait_for_count(2));
+  app.stop();
+
+  /// The records of `topic` as kcat reads them: (traceparent, tracestate) of each.
+  const auto read = [&](const std::string& topic, std::size_t count) {
+    const auto result = run_process(
+        {"kcat", "-C", "-b", servers, "-t", topic, "-o", "beginning", "-c", std::to_string(count), "-e", "-J"});
+    INFO(result.describe());
+    REQUIRE(result.exit_code == 0);
+    std::vector<std::pair<std::string, std::string>> contexts;
+    for (const auto& line : lines_of(result.out)) {
+      const json record = json::parse(line);
+      std::map<std::string, std::string> headers;
+      const json& flat = record["headers"];
+      for (std::size_t i = 0; i + 1 < flat.size(); i += 2) headers[flat[i].get<std::string>()] = flat[i + 1].get<std::string>();
+      contexts.emplace_back(headers["traceparent"], headers["tracestate"]);
+    }
+    return contexts;
+  };
+  const auto enriched = read(mid, 1);
+  const auto parcels = read(out, 2);
+  REQUIRE(enriched.size() == 1);
+  REQUIRE(parcels.size() == 2);
+  std::set<std::string> spans{parent};
+  for (const auto& [traceparent, tracestate] : {enriched[0], parcels[0], parcels[1]}) {
+    INFO("traceparent " << traceparent << ", tracestate " << tracestate);
+    const auto context = TraceContext::parse(traceparent, tracestate);
+    REQUIRE(context);
+    CHECK(context->trace_id() == trace_id);  // the same trace all the way
+    CHECK(context->sampled());
+    CHECK(tracestate == "rojo=00f067aa0ba902b7");
+    spans.insert(context->span_id());
+  }
+  CHECK(spans.size() == 4);  // each publish is a span of its own
 }
