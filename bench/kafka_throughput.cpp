@@ -648,7 +648,7 @@ double median(std::vector<double> v) {
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--messages N] [--rounds R] [--bootstrap HOST:PORT] [--parts producer,consumer,rss]\n"
-               "          [--sides raw,cppfly,future] [--window W] [--rss-messages M] [--rss-runs K] [--no-trace] [--progress]\n"
+               "          [--sides raw,cppfly,future] [--window W] [--rss-messages M] [--rss-runs K] [--trace-always] [--progress]\n"
                "       %s --rss-drain M --topic T [--side cppfly|raw] [--bootstrap HOST:PORT]\n"
                "       %s --fill M --topic T [--bootstrap HOST:PORT]\n",
                argv0, argv0, argv0);
@@ -762,10 +762,10 @@ int main(int argc, char** argv) {
     } else if (arg == "--window" && has_value) {
       window = std::strtoll(argv[++i], nullptr, 10);
       if (window < 0) usage(argv[0]);
-    } else if (arg == "--no-trace") {
-      // cppfly adds a W3C traceparent header to every record it publishes (trace-propagation, on by
-      // default); raw librdkafka adds none. Off, both sides send the same bytes.
-      cppfly::messaging::set_trace_propagation(false);
+    } else if (arg == "--trace-always") {
+      // trace-propagation: always, a W3C traceparent on every record cppfly publishes (raw librdkafka
+      // sends none). By default (continue) a publish under no trace adds nothing: both sides send the same bytes.
+      cppfly::messaging::set_trace_propagation(cppfly::messaging::TracePropagation::always);
     } else if (arg == "--progress") {
       g_progress = true;
     } else if (arg == "--side" && has_value) {

@@ -158,7 +158,10 @@ int Application::run(int argc, char** argv) noexcept {
 Application::Application(config::Config config, messaging::ListenerRegistry& registry)
     : config_(std::move(config)), registry_(registry) {
   messaging::set_log_payloads(config_.messaging().log_payloads);
-  messaging::set_trace_propagation(config_.messaging().trace_propagation);
+  const std::string& tracing = config_.messaging().trace_propagation;
+  messaging::set_trace_propagation(tracing == "off"      ? messaging::TracePropagation::off
+                                   : tracing == "always" ? messaging::TracePropagation::always
+                                                         : messaging::TracePropagation::continued);
 }
 
 Application::Application(int argc, char** argv, messaging::ListenerRegistry& registry)

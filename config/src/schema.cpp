@@ -32,7 +32,7 @@ const std::vector<SchemaNode>& messaging_children() {
       {"listener", Shape::map, {}},
       {"log-payloads", Shape::scalar, "one of true, false, yes, no, on, off"},
       {"rabbitmq", Shape::ignored, {}},
-      {"trace-propagation", Shape::scalar, "one of true, false, yes, no, on, off"},
+      {"trace-propagation", Shape::scalar, "one of continue, always, off"},
   };
   return children;
 }
@@ -422,9 +422,8 @@ MessagingProperties build_messaging(const ValueMap& values) {
     out.log_payloads = *parsed;
   }
   if (const auto* v = find(values, "pyfly.messaging.trace-propagation")) {
-    const auto parsed = parse_bool(v->value);
-    if (!parsed) bad_value("pyfly.messaging.trace-propagation", *v, "allowed: true, false, yes, no, on, off");
-    out.trace_propagation = *parsed;
+    out.trace_propagation = one_of(std::string_view("pyfly.messaging.trace-propagation"), *v,
+                                   std::array<std::string_view, 3>{"continue", "always", "off"});
   }
   KafkaProperties& kafka = out.kafka;
   if (const auto* v = find(values, "pyfly.messaging.kafka.bootstrap-servers")) {

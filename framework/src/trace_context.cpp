@@ -13,7 +13,7 @@
 namespace cppfly::messaging {
 namespace {
 
-std::atomic<bool> propagating{true};
+std::atomic<TracePropagation> propagation{TracePropagation::continued};
 
 /// What the spec asks a participant to pass on at least; a longer tracestate loses whole list members from its end.
 constexpr std::size_t kTracestateLimit = 512;
@@ -176,7 +176,8 @@ void TraceContext::inject(Headers& headers) const {
   }
 }
 
-TraceScope::TraceScope(TraceContext context) noexcept : context_(std::move(context)), previous_(innermost) {
+TraceScope::TraceScope(TraceContext context) noexcept
+    : resolved_(true), context_(std::move(context)), previous_(innermost) {
   innermost = this;
 }
 
@@ -189,18 +190,27 @@ TraceScope::~TraceScope() { innermost = previous_; }
 const TraceContext* current_trace() {
   TraceScope* scope = innermost;
   if (scope == nullptr) return nullptr;
-  if (!scope->context_) {
+  if (!scope->resolved_) {
+    scope->resolved_ = true;
     std::optional<TraceContext> parent;
     if (scope->record_ != nullptr) parent = TraceContext::from(scope->record_->headers);
-    scope->context_ = parent ? parent->child() : TraceContext::start();
+    if (parent) {
+      scope->context_ = parent->child();
+    } else if (trace_propagation() == TracePropagation::always) {
+      scope->context_ = TraceContext::start();
+    }
   }
-  return &*scope->context_;
+  return scope->context_ ? &*scope->context_ : nullptr;
 }
 
 std::optional<TraceContext> trace_for_publish(const Headers& headers) {
-  if (!trace_propagation() || headers.contains(kTraceparentHeader)) return std::nullopt;
-  const TraceContext* parent = current_trace();
-  return parent != nullptr ? parent->child() : TraceContext::start();
+  const TracePropagation mode = trace_propagation();
+  if (mode == TracePropagation::off) return std::nullopt;
+  if (mode == TracePropagation::continued && innermost == nullptr) return std::nullopt;  // the cheap common case
+  if (headers.contains(kTraceparentHeader)) return std::nullopt;
+  if (const TraceContext* parent = current_trace(); parent != nullptr) return parent->child();
+  if (mode == TracePropagation::always) return TraceContext::start();
+  return std::nullopt;
 }
 
 void propagate_trace(Headers& headers) {
@@ -212,8 +222,8 @@ void propagate_trace(Headers& headers) {
   }
 }
 
-void set_trace_propagation(bool on) noexcept { propagating.store(on, std::memory_order_relaxed); }
+void set_trace_propagation(TracePropagation mode) noexcept { propagation.store(mode, std::memory_order_relaxed); }
 
-bool trace_propagation() noexcept { return propagating.load(std::memory_order_relaxed); }
+TracePropagation trace_propagation() noexcept { return propagation.load(std::memory_order_relaxed); }
 
 }  // namespace cppfly::messaging

@@ -232,12 +232,13 @@ TEST_CASE("log-payloads is off unless set, and only a boolean", "[config][errors
         "pyfly.yaml:3:19: pyfly.messaging.log-payloads: found 'sometimes'; allowed: true, false, yes, no, on, off");
 }
 
-TEST_CASE("trace-propagation is on unless set off, and only a boolean", "[config][errors]") {
-  CHECK(Config::from_string("pyfly: {messaging: {provider: memory}}").messaging().trace_propagation);
-  CHECK_FALSE(Config::from_string("pyfly: {messaging: {trace-propagation: false}}").messaging().trace_propagation);
-  CHECK_FALSE(Config::from_string("pyfly: {messaging: {trace_propagation: off}}").messaging().trace_propagation);
+TEST_CASE("trace-propagation is continue unless set, and one of continue, always, off", "[config][errors]") {
+  CHECK(Config::from_string("pyfly: {messaging: {provider: memory}}").messaging().trace_propagation == "continue");
+  CHECK(Config::from_string("pyfly: {messaging: {trace-propagation: always}}").messaging().trace_propagation ==
+        "always");
+  CHECK(Config::from_string("pyfly: {messaging: {trace_propagation: OFF}}").messaging().trace_propagation == "off");
   CHECK(error_of_yaml("pyfly:\n  messaging:\n    trace-propagation: w3c\n") ==
-        "pyfly.yaml:3:24: pyfly.messaging.trace-propagation: found 'w3c'; allowed: true, false, yes, no, on, off");
+        "pyfly.yaml:3:24: pyfly.messaging.trace-propagation: found 'w3c'; allowed: continue, always, off");
 }
 
 TEST_CASE("other enumerations and strings are checked", "[config][errors]") {

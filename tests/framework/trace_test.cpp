@@ -27,10 +27,10 @@ namespace {
 
 constexpr std::string_view kExample = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-/// Propagation switched for one test, and back on after.
+/// Propagation set for one test, and back to the default (continue) after.
 struct Propagation {
-  explicit Propagation(bool on) { set_trace_propagation(on); }
-  ~Propagation() { set_trace_propagation(true); }
+  explicit Propagation(TracePropagation mode) { set_trace_propagation(mode); }
+  ~Propagation() { set_trace_propagation(TracePropagation::continued); }
   Propagation(const Propagation&) = delete;
   Propagation& operator=(const Propagation&) = delete;
 };
@@ -152,15 +152,14 @@ TEST_CASE("new traces have distinct random ids", "[trace]") {
   CHECK(spans.size() == 1000);
 }
 
-TEST_CASE("propagation: outside a scope a publish starts a trace, inside it is a child, a given traceparent stays",
+TEST_CASE("propagation: a publish under a trace gets a child span, a given traceparent stays, and only 'always' "
+          "starts traces",
           "[trace]") {
-  Headers first;
-  Headers second;
-  propagate_trace(first);
-  propagate_trace(second);
-  REQUIRE(TraceContext::from(first));
-  REQUIRE(TraceContext::from(second));
-  CHECK(TraceContext::from(first)->trace_id() != TraceContext::from(second)->trace_id());
+  REQUIRE(trace_propagation() == TracePropagation::continued);  // the default
+  Headers untraced;
+  propagate_trace(untraced);  // continue: no trace around, none started
+  CHECK(untraced.empty());
+  CHECK(current_trace() == nullptr);
 
   const auto parent = *TraceContext::parse(kExample, "congo=t61rcWkgMzE");
   {
@@ -177,6 +176,7 @@ TEST_CASE("propagation: outside a scope a publish starts a trace, inside it is a
     REQUIRE(span_b);
     CHECK(span_a->trace_id() == parent.trace_id());
     CHECK(span_b->trace_id() == parent.trace_id());
+    CHECK(span_a->span_id() != parent.span_id());  // (a header names its own span only, not its parent)
     CHECK(span_a->span_id() != span_b->span_id());
     CHECK(a.get(kTracestateHeader) == std::optional<std::string_view>("congo=t61rcWkgMzE"));
 
@@ -184,12 +184,20 @@ TEST_CASE("propagation: outside a scope a publish starts a trace, inside it is a
     propagate_trace(given);
     CHECK(given.size() == 1);
     CHECK(given.get("traceparent") == std::optional<std::string_view>("00-11111111111111111111111111111111-2222222222222222-01"));
+
+    {
+      const Propagation off(TracePropagation::off);
+      Headers none;
+      propagate_trace(none);
+      CHECK(none.empty());
+    }
   }
   CHECK(current_trace() == nullptr);
 
   // A record's handling: the record's traceparent is the parent, made once for the whole scope.
   Message record{.topic = "orders", .value = "v"};
   record.headers.add("traceparent", std::string(kExample));
+  Message plain{.topic = "orders", .value = "v"};
   {
     const TraceScope handling(record);
     const TraceContext* span = current_trace();
@@ -198,17 +206,39 @@ TEST_CASE("propagation: outside a scope a publish starts a trace, inside it is a
     CHECK(span->parent_span_id() == "b7ad6b7169203331");
     CHECK(current_trace() == span);
     {
-      const TraceScope nested(TraceScope::NewTrace{});
-      REQUIRE(current_trace() != nullptr);
-      CHECK(current_trace()->trace_id() != span->trace_id());
+      const TraceScope batch(TraceScope::NewTrace{});  // continue: a batch is under no trace
+      CHECK(current_trace() == nullptr);
+      const TraceScope untraced_record(plain);
+      CHECK(current_trace() == nullptr);
     }
     CHECK(current_trace() == span);
   }
 
-  const Propagation off(false);
-  Headers none;
-  propagate_trace(none);
-  CHECK(none.empty());
+  const Propagation always(TracePropagation::always);
+  Headers first;
+  Headers second;
+  propagate_trace(first);
+  propagate_trace(second);
+  REQUIRE(TraceContext::from(first));
+  REQUIRE(TraceContext::from(second));
+  CHECK(TraceContext::from(first)->parent_span_id().empty());
+  CHECK(TraceContext::from(first)->trace_id() != TraceContext::from(second)->trace_id());
+  {
+    const TraceScope untraced_record(plain);  // always: its handling starts a trace, shared by its publishes
+    const TraceContext* span = current_trace();
+    REQUIRE(span != nullptr);
+    CHECK(span->parent_span_id().empty());
+    Headers out;
+    propagate_trace(out);
+    REQUIRE(TraceContext::from(out));
+    CHECK(TraceContext::from(out)->trace_id() == span->trace_id());
+    CHECK(TraceContext::from(out)->span_id() != span->span_id());
+  }
+  {
+    const TraceScope batch(TraceScope::NewTrace{});
+    REQUIRE(current_trace() != nullptr);
+    CHECK(current_trace()->parent_span_id().empty());
+  }
 }
 
 TEST_CASE("trace context end to end: two listeners in a chain, spans logged at debug level", "[trace][memory]") {
@@ -236,7 +266,7 @@ TEST_CASE("trace context end to end: two listeners in a chain, spans logged at d
   broker = &app.broker();
 
   broker->publish("orders", "o1", {.headers = {{"traceparent", std::string(kExample)}, {"tracestate", "congo=t61"}}});
-  broker->publish("orders", "o2");  // no traceparent: the publish starts a trace
+  broker->publish("orders", "o2");  // no traceparent, and propagation "continue": no trace anywhere in its chain
   app.stop();
 
   REQUIRE(seen["orders"].size() == 2);
@@ -258,12 +288,11 @@ TEST_CASE("trace context end to end: two listeners in a chain, spans logged at d
   const std::set<std::string> span_ids{origin->span_id(), enriched->span_id(), s1->span_id(), s2->span_id()};
   CHECK(span_ids.size() == 4);
 
-  // The second chain is a trace of its own, shared down the chain.
-  const auto other = TraceContext::from(seen["orders"][1].headers);
-  REQUIRE(other);
-  CHECK(other->trace_id() != origin->trace_id());
-  CHECK(TraceContext::from(seen["enriched"][1].headers)->trace_id() == other->trace_id());
-  CHECK(TraceContext::from(seen["shipments"][2].headers)->trace_id() == other->trace_id());
+  // The second chain carries exactly the headers given: none.
+  CHECK(seen["orders"][1].headers.empty());
+  CHECK(seen["enriched"][1].headers.empty());
+  CHECK(seen["shipments"][2].headers.empty());
+  CHECK(seen["shipments"][3].headers.empty());
 
   // The span log: each handling is a child of its record's span, and the records it published are
   // children of the handling (the handling's span id is not in any header: it is only the parent).
@@ -278,6 +307,9 @@ TEST_CASE("trace context end to end: two listeners in a chain, spans logged at d
     handling_of[field(line, "listener")] = line;
   }
   REQUIRE(handling_of.size() == 3);
+  CHECK(std::count_if(consumes.begin(), consumes.end(), [](const std::string& line) {
+          return field(line, "trace") == "-";  // the second chain's handlings: under no trace
+        }) == 4);
   CHECK(field(handling_of["enrich"], "parent") == origin->span_id());
   CHECK(field(handling_of["ship"], "parent") == enriched->span_id());
   const std::string archive_parent = field(handling_of["archive"], "parent");
@@ -290,23 +322,44 @@ TEST_CASE("trace context end to end: two listeners in a chain, spans logged at d
         std::set<std::string>{origin->span_id(), enriched->span_id(), s1->span_id(), s2->span_id()});
 }
 
-TEST_CASE("trace-propagation off: publishes carry no traceparent", "[trace][memory]") {
+namespace {
+
+/// in -> "forward" republishes to out; what the records of `in` and `out` carried, with `yaml_mode`.
+std::pair<Message, Message> forward_once(const std::string& yaml_mode, const Headers& given) {
   ListenerRegistry registry;
   std::vector<Message> seen;
   MessageBrokerPort* broker = nullptr;
-  registry.add(make_listener("forward", [&](const Message& m) { broker->publish("out", m.value); },
-                             {.topic = "in", .group_id = "forward"}));
+  registry.add(make_listener("forward", [&](const Message& m) {
+    seen.push_back(m);
+    broker->publish("out", m.value);
+  }, {.topic = "in", .group_id = "forward"}));
   registry.add(make_listener("sink", [&](const Message& m) { seen.push_back(m); }, {.topic = "out", .group_id = "sink"}));
-  struct Restore {  // the Application switches it off for the process: back on after the test
-    ~Restore() { set_trace_propagation(true); }
-  } const restore;
-  Application app(
-      config::Config::from_string("pyfly:\n  messaging:\n    provider: memory\n    trace-propagation: false\n"), registry);
-  CHECK_FALSE(trace_propagation());
+  const Propagation restore(TracePropagation::continued);  // the Application sets it for the process: back after
+  Application app(config::Config::from_string("pyfly:\n  messaging:\n    provider: memory\n    trace-propagation: " +
+                                              yaml_mode + "\n"),
+                  registry);
   app.start();
   broker = &app.broker();
-  broker->publish("in", "x");
+  broker->publish("in", "x", {.headers = given});
   app.stop();
-  REQUIRE(seen.size() == 1);
-  CHECK_FALSE(seen[0].headers.contains("traceparent"));
+  REQUIRE(seen.size() == 2);
+  return {seen[0], seen[1]};
+}
+
+}  // namespace
+
+TEST_CASE("trace-propagation off: records carry exactly the headers given", "[trace][memory]") {
+  const auto [in, out] = forward_once("off", {{"traceparent", std::string(kExample)}});
+  CHECK(in.headers.size() == 1);
+  CHECK(out.headers.empty());  // the handling had a parent, but nothing is written
+}
+
+TEST_CASE("trace-propagation always: a publish under no trace starts one, carried down the chain", "[trace][memory]") {
+  const auto [in, out] = forward_once("always", {});
+  const auto first = TraceContext::from(in.headers);
+  const auto second = TraceContext::from(out.headers);
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->trace_id() == second->trace_id());
+  CHECK(first->span_id() != second->span_id());
 }

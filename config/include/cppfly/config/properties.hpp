@@ -59,7 +59,9 @@ struct MessagingProperties {
   KafkaProperties kafka{};
   ListenerProperties listener{};
   bool log_payloads{false};  ///< log-payloads: payload bytes in logs and exception texts (cut to 256 bytes)
-  bool trace_propagation{true};  ///< trace-propagation: W3C traceparent read from records and written on publishes
+  /// trace-propagation: which published records get a W3C traceparent: "continue" (those published
+  /// under a trace), "always" (every one: a publish under none starts one) or "off"
+  std::string trace_propagation{"continue"};
 };
 
 /// pyfly.management.*: the actuator (PyFly's keys, which are Spring Boot's). The management server

@@ -1,7 +1,7 @@
 // W3C trace context (https://www.w3.org/TR/trace-context/) carried in record headers: a consumed
 // record's `traceparent` is the parent of its handling, and every publish made while handling it
 // carries a `traceparent` of the same trace with a new span id (`tracestate` is passed on as is).
-// A publish outside any handling starts a new trace. Switched by pyfly.messaging.trace-propagation.
+// Whether a publish with no trace around it starts one is pyfly.messaging.trace-propagation's choice.
 #pragma once
 
 #include <array>
@@ -53,9 +53,17 @@ class TraceContext {
   std::string tracestate_;
 };
 
+/// pyfly.messaging.trace-propagation: which published records get a `traceparent`.
+enum class TracePropagation {
+  off,        ///< none: records carry exactly the headers given
+  continued,  ///< "continue" (the default): those published under a trace (handling a record that had one, or a TraceScope)
+  always,     ///< every one: a publish with no trace around it starts one, and so does handling a record without one
+};
+
 /// The span of the work this thread is doing: the handling of the record a listener runs, or what a
-/// TraceScope set; nullptr outside both. A handling's span is made on first use, as a child of the
-/// record's traceparent (or a new trace when it has none).
+/// TraceScope set; nullptr outside both, and for work under no trace (a record without a valid
+/// traceparent, unless propagation is `always`: then that work starts a trace). A handling's span is
+/// made on first use, as a child of the record's traceparent.
 [[nodiscard]] const TraceContext* current_trace();
 
 /// Sets this thread's current trace for its lifetime and restores the previous one after.
@@ -66,7 +74,8 @@ class TraceScope {
   /// The handling of `record` (which must outlive the scope): its span is a child of the record's
   /// traceparent, made when first needed.
   explicit TraceScope(const Message& record) noexcept;
-  /// Work that belongs to no record (a batch of several): a new trace, made when first needed.
+  /// Work that belongs to no one record (a batch of several): under no trace, or (`always`) a new
+  /// trace, made when first needed.
   struct NewTrace {};
   explicit TraceScope(NewTrace) noexcept;
   ~TraceScope();
@@ -76,18 +85,20 @@ class TraceScope {
  private:
   friend const TraceContext* current_trace();
   const Message* record_{nullptr};
+  bool resolved_{false};  ///< context_ is what it will be
   std::optional<TraceContext> context_;
   TraceScope* previous_{nullptr};
 };
 
-/// For adapters, on each record about to be published: when propagation is on and `headers` carry no
-/// `traceparent`, the record's span (a child of current_trace(), or the first span of a new trace); else nullopt.
+/// For adapters, on each record about to be published without a `traceparent`: its span (a child of
+/// current_trace(), or with `always` the first span of a new trace); nullopt when it gets none.
 [[nodiscard]] std::optional<TraceContext> trace_for_publish(const Headers& headers);
 /// The same, written into `headers`: `traceparent`, and `tracestate` unless they already have one.
 void propagate_trace(Headers& headers);
 
-/// pyfly.messaging.trace-propagation (on unless set off; the Application sets it from its config).
-void set_trace_propagation(bool on) noexcept;
-[[nodiscard]] bool trace_propagation() noexcept;
+/// pyfly.messaging.trace-propagation for this process (`continue` unless set; the Application sets it
+/// from its config).
+void set_trace_propagation(TracePropagation mode) noexcept;
+[[nodiscard]] TracePropagation trace_propagation() noexcept;
 
 }  // namespace cppfly::messaging
