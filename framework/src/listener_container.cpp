@@ -572,7 +572,6 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   Outcome attempt_once(Progress& progress, const Message& message, Partition* p, std::chrono::milliseconds& retry_in,
                   std::exception_ptr& error) {
-    const auto& policy = subscription.container.failure;
     if (progress.dead_letter_due) {
       if (dead_letter(progress, message)) return Outcome::settled;
       retry_in = dead_letter_backoff(progress);
@@ -580,12 +579,27 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     }
     const RunningHere running_here(this, p);
     try {
-      if (runtime.around_handler) {
-        runtime.around_handler(message, [&] { subscription.handler(message); });
-      } else {
-        subscription.handler(message);
-      }
+      call_handler(message);
       return Outcome::settled;
+    } catch (...) {
+      return failed(progress, message, retry_in, error);
+    }
+  }
+
+  void call_handler(const Message& message) {
+    if (runtime.around_handler) {
+      runtime.around_handler(message, [&] { subscription.handler(message); });
+    } else {
+      subscription.handler(message);
+    }
+  }
+
+  /// The attempt of `message` failed with the exception being handled (called in its catch block).
+  Outcome failed(Progress& progress, const Message& message, std::chrono::milliseconds& retry_in,
+                 std::exception_ptr& error) {
+    const auto& policy = subscription.container.failure;
+    try {
+      throw;
     } catch (const PayloadDecodeError&) {
       progress.failure = describe_current_exception();
       ++progress.failures;
@@ -825,6 +839,23 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       run_inline_batch(message);
       return;
     }
+    // Without an observer the first attempt runs without the retry state (most records need none).
+    if (subscription.container.observer == nullptr) {
+      const RunningHere running_here(this, nullptr);
+      try {
+        call_handler(message);
+        return;
+      } catch (...) {
+        run_inline_retries(message, true);
+        return;
+      }
+    }
+    run_inline_retries(message, false);
+  }
+
+  /// run_inline() from its first attempt, or (`first_failed`, in the catch block of the first attempt's
+  /// exception) after it.
+  void run_inline_retries(const Message& message, bool first_failed) {
     // The first attempt sees the publisher's message (attempt 1); a retry, a copy with its count.
     Progress progress;
     std::optional<Message> copy;
@@ -832,7 +863,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     std::exception_ptr error;
     for (;;) {
       std::chrono::milliseconds retry_in{0};
-      if (attempt(progress, *current, nullptr, retry_in, error) != Outcome::retry) break;
+      const Outcome outcome =
+          first_failed ? failed(progress, message, retry_in, error) : attempt(progress, *current, nullptr, retry_in, error);
+      first_failed = false;
+      if (outcome != Outcome::retry) break;
       std::unique_lock lock(mutex);
       if (wake.wait_for(lock, retry_in, [&] { return halted.load(); })) {
         detail::log().info("listener {}: {} not retried: stopping", name, where(message));
