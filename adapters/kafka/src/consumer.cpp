@@ -539,7 +539,7 @@ std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_to
 void Consumer::run(int me) noexcept {
   while (await_lead(me)) {
     if (stop_requested_.load()) {
-      finish();
+      finish(me);
       return;
     }
     try {
@@ -581,17 +581,19 @@ void Consumer::fetch_round(int me) {
     Consumer& self;
     std::vector<MessageHandle>& held;
     ~Release() {
-      if (held.empty()) return;
+      {
+        const std::lock_guard lead(self.lead_mutex_);  // finish() may take them
+        if (held.empty()) return;
+      }
       bool keep = false;
       try {
         self.container_->resolve_deferred();
       } catch (...) {  // out of memory: a message may still read them; they stay (leaked)
         keep = true;
       }
-      // The thread that stops the consumer may close the client meanwhile (this one ran a handler
-      // past the shutdown timeout): then the records are never touched again.
+      // (Once the consumer stops, the thread that stops it takes them: see finish().)
       const std::lock_guard lead(self.lead_mutex_);
-      if (keep || self.client_closing_) {
+      if (keep) {
         for (auto& record : held) (void)record.release();
       }
       held.clear();
@@ -659,7 +661,7 @@ void Consumer::run_records(int me) {
   }
 }
 
-void Consumer::finish() noexcept {
+void Consumer::finish(int me) noexcept {
   try {
     store(container_->stop());
     // (an asynchronous commit still under way is answered later: the final one follows it)
@@ -668,9 +670,22 @@ void Consumer::finish() noexcept {
   } catch (...) {
     cppfly::detail::log().error("kafka: {}: stopping the listener container failed", description());
   }
+  // The other thread may still be in a round that lost the lead (its run ends after the stop, or its
+  // handler outlived the shutdown timeout): its records go now, before the client (librdkafka's
+  // records must not outlive it); what the container still holds of them reads its headers first.
+  std::vector<MessageHandle> others;
   {
     const std::lock_guard lead(lead_mutex_);
     client_closing_ = true;
+    others.swap(held_[static_cast<std::size_t>(1 - me)]);
+  }
+  if (!others.empty()) {
+    try {
+      container_->resolve_deferred();
+    } catch (...) {  // out of memory: a message may still read them; they stay (leaked)
+      for (auto& record : others) (void)record.release();
+    }
+    others.clear();
   }
   close_client();
   {

@@ -83,8 +83,8 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   void fetch_round(int me);
   /// Fast path: runs ready records on this thread (the lead may be taken over meanwhile).
   void run_records(int me);
-  /// Stops the container, commits, leaves the group (on the thread holding the lead).
-  void finish() noexcept;
+  /// Stops the container, commits, leaves the group (on thread `me`, holding the lead).
+  void finish(int me) noexcept;
   /// Applies what the container asks: pause/resume partitions, store positions.
   void apply_container();
   void store(const std::vector<messaging::Position>& positions);
