@@ -220,6 +220,11 @@ class OffsetTracker {
   }
   /// True when the position moved.
   bool settle(std::int64_t offset) {
+    if (!entries_.empty() && entries_.front().offset == offset) {  // in order: the usual case
+      entries_.pop_front();
+      while (!entries_.empty() && entries_.front().settled) entries_.pop_front();
+      return true;
+    }
     auto at = std::lower_bound(entries_.begin(), entries_.end(), offset,
                                [](const Entry& e, std::int64_t o) { return e.offset < o; });
     if (at == entries_.end() || at->offset != offset) return false;
