@@ -103,6 +103,7 @@ struct Record {
   std::size_t bytes{0};
   Progress progress{};
   bool done{false};  ///< batches: settled (offset too) behind an unsettled record; popped when it reaches the front
+  bool deferred{false};  ///< its headers are still to be read from the adapter's record (counted in the queue's pool)
 };
 
 /// A FIFO of records in chunks of 64 that are reused (a std::deque would allocate a block for every
@@ -116,7 +117,10 @@ class RecordQueue {
   /// Spare chunks, shared by the queues of one container (used under its lock).
   using Pool = std::vector<std::unique_ptr<Chunk>>;
 
-  void use(Pool& pool) noexcept { pool_ = &pool; }
+  void use(Pool& pool, std::size_t& deferred) noexcept {
+    pool_ = &pool;
+    deferred_ = &deferred;
+  }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   Record& front() { return *chunks_.front()->slots[head_]; }
@@ -134,6 +138,7 @@ class RecordQueue {
     ++size_;
   }
   void pop_front() {
+    uncount(*chunks_.front()->slots[head_]);
     chunks_.front()->slots[head_++].reset();
     --size_;
     if (size_ == 0) {
@@ -145,6 +150,7 @@ class RecordQueue {
     }
   }
   void pop_back() {
+    uncount(*chunks_.back()->slots[tail_ - 1]);
     chunks_.back()->slots[--tail_].reset();
     --size_;
     if (size_ == 0) {
@@ -157,6 +163,9 @@ class RecordQueue {
   }
 
  private:
+  void uncount(const Record& record) noexcept {
+    if (record.deferred && deferred_ != nullptr) --*deferred_;
+  }
   std::unique_ptr<Chunk> take() {
     if (pool_ == nullptr || pool_->empty()) return std::make_unique<Chunk>();
     auto chunk = std::move(pool_->back());
@@ -180,6 +189,7 @@ class RecordQueue {
   std::size_t tail_{0};  ///< after the last record, in the last chunk
   std::size_t size_{0};
   Pool* pool_{nullptr};
+  std::size_t* deferred_{nullptr};
 };
 
 /// Records that run one after the other.
@@ -211,6 +221,11 @@ class OffsetTracker {
   }
   /// True when the position moved.
   bool settle(std::int64_t offset) {
+    if (!entries_.empty() && entries_.front().offset == offset) {  // in order: the usual case
+      entries_.pop_front();
+      while (!entries_.empty() && entries_.front().settled) entries_.pop_front();
+      return true;
+    }
     auto at = std::lower_bound(entries_.begin(), entries_.end(), offset,
                                [](const Entry& e, std::int64_t o) { return e.offset < o; });
     if (at == entries_.end() || at->offset != offset) return false;
@@ -299,6 +314,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   State(Subscription s, MessageBrokerPort& d, ContainerRuntime r)
       : subscription(std::move(s)), dead_letters(d), runtime(std::move(r)) {
     subscription.container.concurrency = std::max(1, subscription.container.concurrency);
+    fast = runtime.caller_runs && !runtime.inline_execution && subscription.container.concurrency == 1 &&
+           subscription.container.ordering == Ordering::partition && !subscription.batch_handler;
     name = subscription.container.failure.listener_name;
     if (name.empty()) name.append("'").append(subscription.topic).append("'");
   }
@@ -307,9 +324,13 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   MessageBrokerPort& dead_letters;
   ContainerRuntime runtime;
   std::string name;
+  /// ContainerRuntime::caller_runs and a subscription it fits: records run in run_here(), the worker
+  /// only promotes due retries.
+  bool fast{false};
 
   std::mutex mutex;
   RecordQueue::Pool chunks;  ///< before `partitions`: outlives every queue that gives chunks back
+  std::size_t deferred{0};   ///< queued records whose headers are deferred (Record::deferred)
   std::condition_variable wake;  ///< workers: a unit is ready, a timer moved, stopping
   std::condition_variable idle;  ///< stop/revoke: a running record finished
   std::condition_variable room;  ///< offer (block_when_full): below the bound again
@@ -323,6 +344,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   std::size_t excluded{0};
   bool started{false};
   bool stopping{false};
+  bool caller_running{false};  ///< fast path: a thread runs records in run_here()
   std::atomic<std::uint64_t> drains{0};  ///< counts revokes and the stop: a worker's run of records ends early
   std::atomic<bool> halted{false};        ///< stop() began (read by inline runs without the lock)
   std::vector<Message> spares;            ///< handled records' messages, for offer(batch) to hand back
@@ -557,7 +579,6 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
 
   Outcome attempt_once(Progress& progress, const Message& message, Partition* p, std::chrono::milliseconds& retry_in,
                   std::exception_ptr& error) {
-    const auto& policy = subscription.container.failure;
     if (progress.dead_letter_due) {
       if (dead_letter(progress, message)) return Outcome::settled;
       retry_in = dead_letter_backoff(progress);
@@ -565,12 +586,27 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     }
     const RunningHere running_here(this, p);
     try {
-      if (runtime.around_handler) {
-        runtime.around_handler(message, [&] { subscription.handler(message); });
-      } else {
-        subscription.handler(message);
-      }
+      call_handler(message);
       return Outcome::settled;
+    } catch (...) {
+      return failed(progress, message, retry_in, error);
+    }
+  }
+
+  void call_handler(const Message& message) {
+    if (runtime.around_handler) {
+      runtime.around_handler(message, [&] { subscription.handler(message); });
+    } else {
+      subscription.handler(message);
+    }
+  }
+
+  /// The attempt of `message` failed with the exception being handled (called in its catch block).
+  Outcome failed(Progress& progress, const Message& message, std::chrono::milliseconds& retry_in,
+                 std::exception_ptr& error) {
+    const auto& policy = subscription.container.failure;
+    try {
+      throw;
     } catch (const PayloadDecodeError&) {
       progress.failure = describe_current_exception();
       ++progress.failures;
@@ -608,7 +644,9 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   }
 
   // --- workers -----------------------------------------------------------------------------
-  void promote_due_locked(Clock::time_point now) {
+  /// True when a unit became ready.
+  bool promote_due_locked(Clock::time_point now) {
+    bool promoted = false;
     while (!timers.empty() && timers.begin()->first <= now) {
       Unit* unit = timers.begin()->second;
       timers.erase(timers.begin());
@@ -621,7 +659,9 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       unit->waiting = false;
       unit->filling = false;
       ready.push_back(unit);
+      promoted = true;
     }
+    return promoted;
   }
   /// A retry whose attempt count is not committed looks again this often, at most kGateMax past its due time.
   static constexpr std::chrono::milliseconds kGatePoll{5};
@@ -630,8 +670,8 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   void work(Worker& self) {
     std::unique_lock lock(mutex);
     for (;;) {
-      promote_due_locked(Clock::now());
-      if (!ready.empty() && !halted.load()) {
+      if (promote_due_locked(Clock::now()) && fast && runtime.wake) runtime.wake();  // run_here() runs it
+      if (!fast && !ready.empty() && !halted.load()) {
         Unit* unit = ready.front();
         ready.pop_front();
         self.busy = true;
@@ -706,7 +746,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       Record& done = unit.queue.front();
       settle_locked(p, done.message.offset);
       drop_record_locked(p, done);
-      if (spares.size() < kSparesMax) spares.push_back(std::move(done.message));
+      if (spares.size() < kSparesMax) {
+        DeferredHeaders::forget(done.message.headers);
+        spares.push_back(std::move(done.message));
+      }
       unit.queue.pop_front();
     }
     if (settled > 0) {
@@ -746,7 +789,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     }
     if (!unit.queue.empty() && !p.draining && !stopping) {
       ready.push_back(&unit);
-      wake.notify_one();
+      if (!fast) wake.notify_one();
     } else if (unit.queue.empty()) {
       p.units.erase(unit.key);
     }
@@ -759,9 +802,14 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     if (unit.partition == nullptr) {
       unit.partition = &p;
       unit.key = key;
-      unit.queue.use(chunks);
+      unit.queue.use(chunks, deferred);
     }
+    const bool headers_deferred = DeferredHeaders::pending(message.headers);
     unit.queue.push_back(Record{.message = std::move(message), .bytes = bytes});
+    if (headers_deferred) {
+      unit.queue.back().deferred = true;
+      ++deferred;
+    }
     if (!p.attempts.empty()) {
       Record& added = unit.queue.back();
       if (auto found = p.attempts.find(added.message.offset); found != p.attempts.end()) {
@@ -798,6 +846,23 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       run_inline_batch(message);
       return;
     }
+    // Without an observer the first attempt runs without the retry state (most records need none).
+    if (subscription.container.observer == nullptr) {
+      const RunningHere running_here(this, nullptr);
+      try {
+        call_handler(message);
+        return;
+      } catch (...) {
+        run_inline_retries(message, true);
+        return;
+      }
+    }
+    run_inline_retries(message, false);
+  }
+
+  /// run_inline() from its first attempt, or (`first_failed`, in the catch block of the first attempt's
+  /// exception) after it.
+  void run_inline_retries(const Message& message, bool first_failed) {
     // The first attempt sees the publisher's message (attempt 1); a retry, a copy with its count.
     Progress progress;
     std::optional<Message> copy;
@@ -805,7 +870,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     std::exception_ptr error;
     for (;;) {
       std::chrono::milliseconds retry_in{0};
-      if (attempt(progress, *current, nullptr, retry_in, error) != Outcome::retry) break;
+      const Outcome outcome =
+          first_failed ? failed(progress, message, retry_in, error) : attempt(progress, *current, nullptr, retry_in, error);
+      first_failed = false;
+      if (outcome != Outcome::retry) break;
       std::unique_lock lock(mutex);
       if (wake.wait_for(lock, retry_in, [&] { return halted.load(); })) {
         detail::log().info("listener {}: {} not retried: stopping", name, where(message));
@@ -1061,6 +1129,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     p.offsets.add(message.offset);
     if (!p.restored.empty() && restored_locked(p, message.offset)) {
       settle_locked(p, message.offset);
+      DeferredHeaders::forget(message.headers);
       if (spares.size() < kSparesMax) spares.push_back(std::move(message));
       return false;
     }
@@ -1175,7 +1244,7 @@ void ListenerContainer::offer(Message message) {
     detail::log().debug("listener {}: {} dropped: its partition is not assigned", s.name, where(message));
     return;
   }
-  if (s.accept_locked(*p, std::move(message))) s.wake.notify_one();
+  if (s.accept_locked(*p, std::move(message)) && !s.fast) s.wake.notify_one();
   s.note_flow_locked();
 }
 
@@ -1198,13 +1267,17 @@ void ListenerContainer::offer(std::vector<Message>& messages) {
   {
     const std::lock_guard lock(s.mutex);
     if (!s.stopping) {
+      Partition* last = nullptr;  // a fetch brings runs of one partition's records
       for (auto& message : messages) {
-        Partition* p = s.partition_for(message);
+        Partition* p = last != nullptr && message.partition == last->id.partition && message.topic == last->id.topic
+                           ? last
+                           : s.partition_for(message);
+        last = p;
         if (p == nullptr) {
           detail::log().debug("listener {}: {} dropped: its partition is not assigned", s.name, where(message));
           continue;
         }
-        if (s.accept_locked(*p, std::move(message))) ++woken;
+        if (s.accept_locked(*p, std::move(message)) && !s.fast) ++woken;
       }
       s.note_flow_locked();
     }
@@ -1218,6 +1291,44 @@ void ListenerContainer::offer(std::vector<Message>& messages) {
   } else if (woken > 1) {
     s.wake.notify_all();
   }
+}
+
+bool ListenerContainer::run_here(Clock::time_point until, const std::function<bool()>& go_on) {
+  State& s = *state_;
+  if (!s.fast) return false;
+  std::unique_lock lock(s.mutex);
+  if (s.caller_running) return !s.ready.empty();  // a thread that lost the lead finishes its run
+  if (!s.timers.empty()) s.promote_due_locked(Clock::now());
+  s.caller_running = true;
+  while (!s.ready.empty() && !s.halted.load() && !s.stopping) {
+    Unit* unit = s.ready.front();
+    s.ready.pop_front();
+    s.run(lock, *unit);
+    if (Clock::now() >= until || !go_on()) break;
+  }
+  s.caller_running = false;
+  return !s.ready.empty() && !s.halted.load() && !s.stopping;
+}
+
+bool ListenerContainer::runs_on_caller() const noexcept { return state_->fast; }
+
+void ListenerContainer::resolve_deferred() {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  if (s.deferred == 0) return;
+  auto resolve = [&](Partition& p) {
+    for (auto& [key, unit] : p.units) {
+      for (std::size_t i = 0; i < unit.queue.size() && s.deferred > 0; ++i) {
+        Record& record = unit.queue[i];
+        if (!record.deferred) continue;
+        DeferredHeaders::resolve(record.message.headers);
+        record.deferred = false;
+        --s.deferred;
+      }
+    }
+  };
+  for (auto& [id, p] : s.partitions) resolve(*p);
+  for (auto& p : s.gone) resolve(*p);
 }
 
 std::vector<Position> ListenerContainer::revoke(const std::vector<TopicPartition>& partitions) {
@@ -1321,6 +1432,11 @@ FlowChanges ListenerContainer::take_flow_changes() {
 std::size_t ListenerContainer::buffered() const {
   const std::lock_guard lock(state_->mutex);
   return state_->buffered_records;
+}
+
+std::size_t ListenerContainer::running() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->running;
 }
 
 std::size_t ListenerContainer::retries_waiting() const {

@@ -494,3 +494,120 @@ TEST_CASE("container: a handler may stop the threaded broker that serves it", "[
   CHECK(stopped.load());
   CHECK_FALSE(broker.running());
 }
+
+// ---- the fast path (ContainerRuntime::caller_runs) ------------------------------------------------
+
+namespace {
+
+/// A stand-in for an adapter's record whose headers are read when first used.
+struct FakeRecord {
+  bool alive{true};
+  std::vector<Headers::Entry> entries;
+};
+
+void read_fake(const void* record, std::vector<Headers::Entry>& into) {
+  const auto& fake = *static_cast<const FakeRecord*>(record);
+  if (!fake.alive) {
+    into.emplace_back("read-after-its-record-went", "");
+    return;
+  }
+  into.insert(into.end(), fake.entries.begin(), fake.entries.end());
+}
+
+}  // namespace
+
+TEST_CASE("container: on the fast path records run on the caller of run_here, in order, and settle",
+          "[container][fast]") {
+  DeadLetters dead_letters;
+  std::vector<std::int64_t> offsets;
+  std::vector<std::thread::id> threads;
+  ListenerContainer container(Subscription{.topic = "t",
+                                           .handler =
+                                               [&](const Message& m) {
+                                                 offsets.push_back(m.offset);
+                                                 threads.push_back(std::this_thread::get_id());
+                                               },
+                                           .group = "g"},
+                              dead_letters, ContainerRuntime{.assign_on_offer = true, .caller_runs = true});
+  REQUIRE(container.runs_on_caller());
+  container.start();
+  std::vector<Message> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(record(0, i, "k"));
+  container.offer(batch);
+  CHECK(container.buffered() == 5);  // no worker runs them
+  CHECK_FALSE(container.run_here(std::chrono::steady_clock::now() + 10s, [] { return true; }));
+  CHECK(offsets == std::vector<std::int64_t>{0, 1, 2, 3, 4});
+  CHECK(std::all_of(threads.begin(), threads.end(), [](auto id) { return id == std::this_thread::get_id(); }));
+  CHECK(container.buffered() == 0);
+  const auto positions = container.stop();
+  REQUIRE(positions.size() == 1);
+  CHECK(positions[0].offset == 5);
+
+  // Other subscriptions keep their workers.
+  ListenerContainer keyed(Subscription{.topic = "t", .handler = [](const Message&) {}, .container = {.ordering = Ordering::key}},
+                          dead_letters, ContainerRuntime{.caller_runs = true});
+  CHECK_FALSE(keyed.runs_on_caller());
+  ListenerContainer two(Subscription{.topic = "t", .handler = [](const Message&) {}, .container = {.concurrency = 2}},
+                        dead_letters, ContainerRuntime{.caller_runs = true});
+  CHECK_FALSE(two.runs_on_caller());
+}
+
+TEST_CASE("container: on the fast path a due retry wakes the caller, and deferred headers are read before their record goes",
+          "[container][fast]") {
+  DeadLetters dead_letters;
+  Board board;
+  std::mutex woken_mutex;
+  std::condition_variable woken_cv;
+  int wakes = 0;
+  ListenerContainer container(
+      Subscription{.topic = "t",
+                   .handler =
+                       [&](const Message& m) {
+                         board.note(m);
+                         if (m.value == "poison" && m.attempt == 1) throw std::runtime_error("first attempt");
+                       },
+                   .group = "g",
+                   .container = {.failure = {.retry = {.retries = 1, .delay = 10ms}}}},
+      dead_letters,
+      ContainerRuntime{.assign_on_offer = true,
+                       .wake =
+                           [&] {
+                             const std::lock_guard lock(woken_mutex);
+                             ++wakes;
+                             woken_cv.notify_all();
+                           },
+                       .caller_runs = true});
+  container.start();
+  FakeRecord first{.alive = true, .entries = {{"h", "0"}}};
+  FakeRecord second{.alive = true, .entries = {{"h", "1"}}};
+  std::vector<Message> batch{record(0, 0, "k", "poison"), record(0, 1, "k", "after")};
+  DeferredHeaders::defer(batch[0].headers, &first, &read_fake);
+  DeferredHeaders::defer(batch[1].headers, &second, &read_fake);
+  container.offer(batch);
+  container.run_here(std::chrono::steady_clock::now() + 10s, [] { return true; });
+  REQUIRE(board.seen().size() == 1);  // the first attempt failed: its partition waits for the retry
+  container.resolve_deferred();  // the round's records go
+  first.alive = false;
+  second.alive = false;
+  // As a fetch loop does: each wake, run what is ready (the failure woke it already, to commit the
+  // attempt count; the worker wakes it again when the retry is due).
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  int handled = 0;
+  while (board.seen().size() < 3) {
+    {
+      std::unique_lock lock(woken_mutex);
+      REQUIRE(woken_cv.wait_until(lock, deadline, [&] { return wakes > handled; }));
+      handled = wakes;
+    }
+    container.run_here(std::chrono::steady_clock::now() + 10s, [] { return true; });
+  }
+  const auto seen = board.seen();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[1].attempt == 2);
+  CHECK(seen[1].headers.get("h") == std::optional<std::string_view>("0"));
+  CHECK(seen[2].headers.get("h") == std::optional<std::string_view>("1"));
+  CHECK_FALSE(seen[2].headers.get("read-after-its-record-went"));
+  const auto positions = container.stop();
+  REQUIRE(positions.size() == 1);
+  CHECK(positions[0].offset == 2);
+}

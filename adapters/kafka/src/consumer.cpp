@@ -29,6 +29,11 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kStoreInterval{10};
 /// Records handed to the container at once, at most.
 constexpr std::size_t kFetchBatch = 512;
+/// Fast path: the lead runs records for at most this long before it polls again ...
+constexpr std::chrono::milliseconds kInlineBudget{50};
+/// ... and a lead that runs records this long is taken over by the other thread (which looks this often).
+constexpr std::chrono::milliseconds kTakeOver{200};
+constexpr std::chrono::milliseconds kTakeOverCheck{50};
 using namespace std::chrono_literals;
 
 std::string describe(const Subscription& subscription) {
@@ -126,7 +131,9 @@ void Consumer::start() {
                                       .wake = [queue = consumer_queue_.get()] { rd_kafka_queue_yield(queue); },
                                       .around_handler = {},
                                       // Group subscriptions commit each checkpoint (below) and report it.
-                                      .gate_retries = !broadcast()};
+                                      .gate_retries = !broadcast(),
+                                      // Records run on the fetch thread (when the subscription fits).
+                                      .caller_runs = !subscription_->container.transactional};
   if (subscription_->container.transactional) {
     transactional_ = make_transactional_();
     // Weak: a handler that outlived the stop may still finish after the consumer is gone.
@@ -147,9 +154,17 @@ void Consumer::start() {
     throw messaging::BrokerError("cannot subscribe to '" + subscription_->topic + "': " + rd_kafka_err2str(err));
   }
   container_->start();
-  // The thread holds the consumer.
-  poller_ = std::thread([self = shared_from_this()] { self->run(); });
+  // The threads hold the consumer.
+  batch_.reserve(kFetchBatch);
+  for (auto& held : held_) held.reserve(kFetchBatch);
+  stored_at_ = Clock::now();
+  checkpoint_at_ = stored_at_;
+  poller_ = std::thread([self = shared_from_this()] { self->run(0); });
   poller_id_ = poller_.get_id();
+  if (container_->runs_on_caller()) {
+    standby_ = std::thread([self = shared_from_this()] { self->run(1); });
+    standby_id_ = standby_.get_id();
+  }
   started_ = true;
   cppfly::detail::log().info("kafka: {} started (group id {})", description(), group_id_);
 }
@@ -157,20 +172,48 @@ void Consumer::start() {
 void Consumer::request_stop() noexcept {
   stop_requested_.store(true);
   // Records queued in the container start no more; the fetch thread stops it when it sees the request.
-  const std::lock_guard lock(lifecycle_);
-  if (container_) container_->halt();
+  {
+    const std::lock_guard lock(lifecycle_);
+    if (container_) container_->halt();
+  }
+  { const std::lock_guard lead(lead_mutex_); }  // a stand-in waiting for the lead sees the request
+  lead_cv_.notify_all();
 }
 
 bool Consumer::join() noexcept {
   const std::lock_guard lock(lifecycle_);
-  if (!poller_.joinable()) return true;
-  if (poller_.get_id() == std::this_thread::get_id() || (container_ && container_->runs_on_this_thread())) {
+  if (!poller_.joinable() && !standby_.joinable()) return true;
+  const auto here = std::this_thread::get_id();
+  if (poller_id_ == here || standby_id_ == here || (container_ && container_->runs_on_this_thread())) {
     // stop() from this subscription's handler: the fetch thread's stop waits for that handler, which
     // returns after this call; the thread finishes on its own (await_finished() waits for it).
-    poller_.detach();
+    if (poller_.joinable()) poller_.detach();
+    if (standby_.joinable()) standby_.detach();
     return false;
   }
-  poller_.join();
+  if (!standby_.joinable()) {
+    poller_.join();
+    return true;
+  }
+  // Fast path: one thread finishes (within the shutdown timeout); no record starts after that. The
+  // other one leaves at once, unless it runs a handler that outlived the timeout: that one is left to
+  // end on its own (it holds the consumer), as the container leaves an overdue worker.
+  finished_future_.wait();
+  std::array<bool, 2> overdue{};
+  {
+    const std::lock_guard lead(lead_mutex_);
+    const bool running = container_->running() > 0;
+    for (std::size_t i = 0; i < overdue.size(); ++i) overdue[i] = running && in_records_[i];
+  }
+  std::array<std::thread*, 2> threads{&poller_, &standby_};
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    if (!threads[i]->joinable()) continue;
+    if (overdue[i]) {
+      threads[i]->detach();
+    } else {
+      threads[i]->join();
+    }
+  }
   return true;
 }
 
@@ -178,7 +221,7 @@ void Consumer::await_finished() noexcept {
   std::shared_future<void> finished;
   {
     const std::lock_guard lock(lifecycle_);
-    if (!started_ || poller_id_ == std::this_thread::get_id()) return;
+    if (!started_ || poller_id_ == std::this_thread::get_id() || standby_id_ == std::this_thread::get_id()) return;
     finished = finished_future_;
   }
   finished.wait();
@@ -493,57 +536,132 @@ std::vector<messaging::TopicPartition> Consumer::partitions_of(const rd_kafka_to
   return out;
 }
 
-void Consumer::run() noexcept {
-  auto stored_at = Clock::now();
-  auto checkpoint_at = stored_at;
-  // Filled in place: the container hands back messages it is done with, their strings' capacity
-  // kept, so a record in the steady state costs no allocation here (nor a free on a worker).
-  std::vector<messaging::Message> batch;
-  batch.reserve(kFetchBatch);
-  while (!stop_requested_.load()) {
+void Consumer::run(int me) noexcept {
+  while (await_lead(me)) {
+    if (stop_requested_.load()) {
+      finish(me);
+      return;
+    }
     try {
-      // The first record waits up to 100 ms; what else is already fetched follows at once, handed
-      // to the container in one go.
-      bool idle = true;
-      std::size_t filled = 0;
-      for (int timeout = 100; filled < kFetchBatch; timeout = 0) {
-        const MessageHandle record(rd_kafka_consumer_poll(rk_.get(), timeout));
-        if (!record) break;
-        idle = false;
-        if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          report(*record);
-          continue;
-        }
-        if (filled == batch.size()) batch.emplace_back();
-        fill_message(batch[filled++], *record);
-      }
-      if (filled > 0) {
-        batch.resize(filled);
-        container_->offer(batch);
-      }
-      const auto now = Clock::now();
-      // Pauses at once (librdkafka drops what it prefetched of a paused partition), positions at most
-      // every kStoreInterval.
-      if (container_->has_news() && (idle || container_->has_flow_changes() || now - stored_at >= kStoreInterval)) {
-        apply_container();
-        stored_at = now;
-      }
-      if (!broadcast()) {
-        if (container_->checkpoint_urgent() || now - checkpoint_at >= commit_interval_) {
-          note(container_->checkpoint());
-          noted_serial_ = container_->checkpoint_serial();
-          checkpoint_at = now;
-          // Nothing to commit: the checkpoint is as good as committed.
-          if (noted_.empty() && in_flight_.empty()) container_->committed(noted_serial_);
-        }
-        commit_noted();
-      }
+      fetch_round(me);
     } catch (const std::exception& e) {
       cppfly::detail::log().error("kafka: {}: {}", description(), e.what());
     } catch (...) {
       cppfly::detail::log().error("kafka: {}: unknown error in the poll loop", description());
     }
   }
+}
+
+bool Consumer::await_lead(int me) {
+  std::unique_lock lock(lead_mutex_);
+  for (;;) {
+    if (finished_flag_) return false;
+    if (leader_.load() == me) return true;
+    // The lead runs records: a handler that runs long (or a stop) must not keep the polling waiting,
+    // so that a slow handler never counts against max.poll.interval.ms.
+    if (leader_inline_ && (stop_requested_.load() || std::chrono::steady_clock::now() - inline_since_ >= kTakeOver)) {
+      leader_.store(me);
+      leader_inline_ = false;
+      return true;
+    }
+    lead_cv_.wait_for(lock, kTakeOverCheck);
+  }
+}
+
+void Consumer::fetch_round(int me) {
+  // The first record waits up to 100 ms (none when records are left to run); what else is already
+  // fetched follows at once, handed to the container in one go. The messages are filled in place:
+  // the container hands back messages it is done with, their strings' capacity kept, so a record in
+  // the steady state costs no allocation here (nor a free on a worker).
+  // Fast path: the records run on this thread, their headers read only when a handler asks; the
+  // records are kept until the container has read the headers of any it still holds.
+  const bool fast = container_->runs_on_caller();
+  auto& held = held_[static_cast<std::size_t>(me)];
+  struct Release {
+    Consumer& self;
+    std::vector<MessageHandle>& held;
+    ~Release() {
+      {
+        const std::lock_guard lead(self.lead_mutex_);  // finish() may take them
+        if (held.empty()) return;
+      }
+      bool keep = false;
+      try {
+        self.container_->resolve_deferred();
+      } catch (...) {  // out of memory: a message may still read them; they stay (leaked)
+        keep = true;
+      }
+      // (Once the consumer stops, the thread that stops it takes them: see finish().)
+      const std::lock_guard lead(self.lead_mutex_);
+      if (keep) {
+        for (auto& record : held) (void)record.release();
+      }
+      held.clear();
+    }
+  } release{*this, held};
+  bool idle = true;
+  std::size_t filled = 0;
+  for (int timeout = ready_left_ ? 0 : 100; filled < kFetchBatch; timeout = 0) {
+    MessageHandle record(rd_kafka_consumer_poll(rk_.get(), timeout));
+    if (!record) break;
+    idle = false;
+    if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      report(*record);
+      continue;
+    }
+    if (filled == batch_.size()) batch_.emplace_back();
+    fill_message(batch_[filled++], *record, fast);
+    if (fast) held.push_back(std::move(record));
+  }
+  if (filled > 0) {
+    batch_.resize(filled);
+    container_->offer(batch_);
+  }
+  if (fast) {
+    run_records(me);
+    if (leader_.load() != me) return;  // taken over: the other thread polls now
+  }
+  const auto now = Clock::now();
+  // Pauses at once (librdkafka drops what it prefetched of a paused partition), positions at most
+  // every kStoreInterval.
+  if (container_->has_news() && (idle || container_->has_flow_changes() || now - stored_at_ >= kStoreInterval)) {
+    apply_container();
+    stored_at_ = now;
+  }
+  if (!broadcast()) {
+    if (container_->checkpoint_urgent() || now - checkpoint_at_ >= commit_interval_) {
+      note(container_->checkpoint());
+      noted_serial_ = container_->checkpoint_serial();
+      checkpoint_at_ = now;
+      // Nothing to commit: the checkpoint is as good as committed.
+      if (noted_.empty() && in_flight_.empty()) container_->committed(noted_serial_);
+    }
+    commit_noted();
+  }
+}
+
+void Consumer::run_records(int me) {
+  auto until = Clock::now();
+  {
+    const std::lock_guard lead(lead_mutex_);
+    leader_inline_ = true;
+    inline_since_ = until;
+    in_records_[static_cast<std::size_t>(me)] = true;
+  }
+  until += kInlineBudget;
+  const bool left =
+      container_->run_here(until, [this, me] { return leader_.load(std::memory_order_relaxed) == me; });
+  const std::lock_guard lead(lead_mutex_);
+  in_records_[static_cast<std::size_t>(me)] = false;
+  if (leader_.load() == me) {
+    leader_inline_ = false;
+    ready_left_ = left;
+  } else if (left && !client_closing_) {
+    rd_kafka_queue_yield(consumer_queue_.get());  // the thread that took over runs them, now
+  }
+}
+
+void Consumer::finish(int me) noexcept {
   try {
     store(container_->stop());
     // (an asynchronous commit still under way is answered later: the final one follows it)
@@ -552,7 +670,29 @@ void Consumer::run() noexcept {
   } catch (...) {
     cppfly::detail::log().error("kafka: {}: stopping the listener container failed", description());
   }
+  // The other thread may still be in a round that lost the lead (its run ends after the stop, or its
+  // handler outlived the shutdown timeout): its records go now, before the client (librdkafka's
+  // records must not outlive it); what the container still holds of them reads its headers first.
+  std::vector<MessageHandle> others;
+  {
+    const std::lock_guard lead(lead_mutex_);
+    client_closing_ = true;
+    others.swap(held_[static_cast<std::size_t>(1 - me)]);
+  }
+  if (!others.empty()) {
+    try {
+      container_->resolve_deferred();
+    } catch (...) {  // out of memory: a message may still read them; they stay (leaked)
+      for (auto& record : others) (void)record.release();
+    }
+    others.clear();
+  }
   close_client();
+  {
+    const std::lock_guard lead(lead_mutex_);
+    finished_flag_ = true;
+  }
+  lead_cv_.notify_all();
   finished_.set_value();
 }
 

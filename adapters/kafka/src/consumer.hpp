@@ -1,8 +1,12 @@
 // One subscription's consumer: a librdkafka high-level consumer, its fetch thread and the listener
-// container the fetch thread feeds (handlers run on the container's workers). Internal.
+// container the fetch thread feeds. Handlers run on the container's workers, or (the fast path: one
+// worker, partition order, a per-record handler) on the fetch thread itself, with a second thread
+// that takes the polling over while a handler runs long. Internal.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <chrono>
@@ -70,7 +74,17 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   void record_start_offsets();
   [[nodiscard]] std::int64_t broadcast_position(std::int32_t partition) const;
-  void run() noexcept;
+  /// The fetch loop of thread `me` (0: the fetch thread, 1: the stand-in of the fast path).
+  void run(int me) noexcept;
+  /// Waits until thread `me` holds the lead (it polls): given, or taken over from a thread that runs
+  /// records longer than kTakeOver (at once when stopping). False once the consumer finished.
+  bool await_lead(int me);
+  /// One round of the lead: poll a batch, hand it over, run it (fast path), pauses, commits.
+  void fetch_round(int me);
+  /// Fast path: runs ready records on this thread (the lead may be taken over meanwhile).
+  void run_records(int me);
+  /// Stops the container, commits, leaves the group (on thread `me`, holding the lead).
+  void finish(int me) noexcept;
   /// Applies what the container asks: pause/resume partitions, store positions.
   void apply_container();
   void store(const std::vector<messaging::Position>& positions);
@@ -131,6 +145,25 @@ class Consumer final : public ClientContext, public std::enable_shared_from_this
   bool coordinator_lost_{false};  ///< a commit timed out: skip further waits while stopping
   std::thread poller_;
   std::thread::id poller_id_;
+  // The fast path (container_->runs_on_caller()): both threads run the fetch loop, one at a time.
+  std::thread standby_;
+  std::thread::id standby_id_;
+  std::mutex lead_mutex_;
+  std::condition_variable lead_cv_;
+  std::atomic<int> leader_{0};  ///< the thread that polls (changed under lead_mutex_)
+  bool leader_inline_{false};   ///< under lead_mutex_: the leader runs records since inline_since_
+  std::chrono::steady_clock::time_point inline_since_{};
+  std::array<bool, 2> in_records_{};  ///< under lead_mutex_: the thread is inside run_here()
+  bool client_closing_{false};        ///< under lead_mutex_: consumer_queue_ may go
+  bool finished_flag_{false};         ///< under lead_mutex_
+  // The fetch loop's state (the thread holding the lead uses it).
+  std::vector<messaging::Message> batch_;
+  std::chrono::steady_clock::time_point stored_at_{};
+  std::chrono::steady_clock::time_point checkpoint_at_{};
+  bool ready_left_{false};  ///< run_here() left records ready: poll without waiting
+  /// Fast path: each thread's records of its round, kept until the container read what it still
+  /// needs of their headers (resolve_deferred).
+  std::array<std::vector<MessageHandle>, 2> held_;
   std::promise<void> finished_;
   std::shared_future<void> finished_future_{finished_.get_future().share()};
   KafkaHandle rk_;  ///< declared last: destroyed first (the context must outlive it)

@@ -24,7 +24,7 @@ messaging::Message to_message(const rd_kafka_message_t& record) {
   return message;
 }
 
-void fill_message(messaging::Message& message, const rd_kafka_message_t& record) {
+void fill_message(messaging::Message& message, const rd_kafka_message_t& record, bool defer_headers) {
   message.topic.assign(rd_kafka_topic_name(record.rkt));
   if (record.payload != nullptr) {
     message.value.assign(static_cast<const char*>(record.payload), record.len);
@@ -41,7 +41,11 @@ void fill_message(messaging::Message& message, const rd_kafka_message_t& record)
   } else {
     message.key.reset();
   }
-  messaging::DeferredHeaders::read_now(message.headers, &record, &read_headers);
+  if (defer_headers) {
+    messaging::DeferredHeaders::defer(message.headers, &record, &read_headers);
+  } else {
+    messaging::DeferredHeaders::read_now(message.headers, &record, &read_headers);
+  }
   message.partition = record.partition;
   message.offset = record.offset;
   rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;

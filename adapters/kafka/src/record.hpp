@@ -15,7 +15,9 @@ void read_headers(const void* record, std::vector<messaging::Headers::Entry>& in
 
 /// An owning Message of `record`: topic, value, key, headers, partition, offset, timestamp.
 [[nodiscard]] messaging::Message to_message(const rd_kafka_message_t& record);
-/// The same into `message`, every field replaced (attempt 1), its strings' capacity reused.
-void fill_message(messaging::Message& message, const rd_kafka_message_t& record);
+/// The same into `message`, every field replaced (attempt 1), its strings' capacity reused. With
+/// `defer_headers`, the headers are read from `record` when first used: it must outlive that (or
+/// DeferredHeaders::resolve() be called before it goes).
+void fill_message(messaging::Message& message, const rd_kafka_message_t& record, bool defer_headers = false);
 
 }  // namespace cppfly::kafka::detail

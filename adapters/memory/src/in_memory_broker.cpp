@@ -23,6 +23,17 @@ struct StringHash {
 /// Deliveries under way on this thread (a handler that publishes nests them).
 thread_local int deliveries_on_this_thread = 0;
 
+/// Route generations: every change of any broker's routes takes a new one.
+std::atomic<std::uint64_t> route_generations{0};
+
+/// This thread's last route and its broker's generation then (the route is kept alive by the broker's
+/// all_routes_ while that generation is current). Trivial: no per-access thread-local set-up.
+struct RouteCache {
+  std::uint64_t generation;
+  const void* route;
+};
+thread_local RouteCache route_cache{0, nullptr};
+
 std::int64_t now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -67,7 +78,9 @@ struct InMemoryMessageBroker::Routes {
 };
 
 InMemoryMessageBroker::InMemoryMessageBroker(InMemoryBrokerOptions options)
-    : options_(options), routes_(std::make_shared<const Routes>()) {}
+    : options_(options), routes_(std::make_shared<const Routes>()) {
+  routes_generation_.store(route_generations.fetch_add(1) + 1);
+}
 
 InMemoryMessageBroker::~InMemoryMessageBroker() = default;
 
@@ -100,8 +113,15 @@ void InMemoryMessageBroker::start() {
       add_member(*topic, subscription.group, make_container(subscription));
     }
     auto routes = std::make_shared<Routes>();
-    for (auto& [name, topic] : topics) routes->topics.emplace(name, std::move(topic));
+    // No delivery is under way (stop() waited for them; a publish refused before start() holds no
+    // route): the routes of earlier runs can go.
+    if (in_flight_.load() == 0) all_routes_.clear();
+    for (auto& [name, topic] : topics) {
+      all_routes_.push_back(topic);
+      routes->topics.emplace(name, std::move(topic));
+    }
     routes_ = std::move(routes);
+    routes_generation_.store(route_generations.fetch_add(1) + 1);
     running_.store(true, std::memory_order_release);
   }
   detail::log().debug("in-memory broker started");
@@ -142,8 +162,10 @@ void InMemoryMessageBroker::subscribe(Subscription subscription) {
   auto updated = found != routes->topics.end() ? std::make_shared<Topic>(*found->second) : std::make_shared<Topic>();
   updated->name = subscription.topic;
   if (running_.load()) add_member(*updated, subscription.group, make_container(subscription));
+  all_routes_.push_back(updated);
   routes->topics.insert_or_assign(subscription.topic, std::move(updated));
   routes_ = std::move(routes);
+  routes_generation_.store(route_generations.fetch_add(1) + 1);
   subscriptions_.push_back(std::move(subscription));
 }
 
@@ -154,12 +176,14 @@ std::shared_ptr<const InMemoryMessageBroker::Topic> InMemoryMessageBroker::find_
   auto routes = std::make_shared<Routes>(*routes_);
   auto created = std::make_shared<Topic>();
   created->name = std::string(topic);
+  all_routes_.push_back(created);
   routes->topics.emplace(std::string(topic), created);
   routes_ = std::move(routes);
+  routes_generation_.store(route_generations.fetch_add(1) + 1);
   return created;
 }
 
-void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, PublishOptions options,
+void InMemoryMessageBroker::deliver(std::string_view topic, std::string&& value, PublishOptions&& options,
                                     DeliveryResult* result) {
   propagate_trace(options.headers);
   if (!observer_) {
@@ -184,7 +208,7 @@ void InMemoryMessageBroker::deliver(std::string_view topic, std::string value, P
   tell(true);
 }
 
-void InMemoryMessageBroker::dispatch(std::string_view topic, std::string value, PublishOptions options,
+void InMemoryMessageBroker::dispatch(std::string_view topic, std::string&& value, PublishOptions&& options,
                                      DeliveryResult* result) {
   // Counted before running_ is read (both sequentially consistent): stop() either refuses this
   // delivery or waits for it.
@@ -205,13 +229,26 @@ void InMemoryMessageBroker::dispatch(std::string_view topic, std::string value, 
     throw BrokerError("in-memory broker: cannot publish to '" + std::string(topic) +
                       "' before start() (or after stop())");
   }
-  std::shared_ptr<const Topic> route;
-  {
-    std::lock_guard lock(routes_mutex_);
-    auto found = routes_->topics.find(topic);
-    if (found != routes_->topics.end()) route = found->second;
+  // The route: this thread's last one while the routes did not change, else looked up.
+  const Topic* route = nullptr;
+  if (route_cache.generation == routes_generation_.load() && route_cache.route != nullptr &&
+      static_cast<const Topic*>(route_cache.route)->name == topic) {
+    route = static_cast<const Topic*>(route_cache.route);
+  } else {
+    std::uint64_t generation = 0;
+    {
+      std::lock_guard lock(routes_mutex_);
+      generation = routes_generation_.load();
+      auto found = routes_->topics.find(topic);
+      if (found != routes_->topics.end()) route = found->second.get();
+    }
+    if (route != nullptr) {
+      route_cache.generation = generation;
+      route_cache.route = route;
+    } else {
+      route = find_or_add_topic(topic).get();  // a new generation: looked up again next time
+    }
   }
-  if (!route) route = find_or_add_topic(topic);
 
   Message message{.topic = route->name,
                   .value = std::move(value),
@@ -220,7 +257,11 @@ void InMemoryMessageBroker::dispatch(std::string_view topic, std::string value, 
                   .partition = options.partition.value_or(0),
                   .offset = route->next_offset->fetch_add(1, std::memory_order_relaxed),
                   .timestamp_ms = now_ms()};
-  if (result != nullptr) *result = {.topic = message.topic, .partition = message.partition, .offset = message.offset};
+  if (result != nullptr) {
+    result->topic = route->name;
+    result->partition = message.partition;
+    result->offset = message.offset;
+  }
   if (options_.record_published) {
     std::lock_guard lock(record_mutex_);
     record_.push_back(message);

@@ -59,6 +59,12 @@ struct ContainerRuntime {
   /// checkpoint carrying its attempt count was committed (at most 2 s past its backoff), so a crash
   /// during the retry still counts it.
   bool gate_retries{false};
+  /// The fast path: with concurrency 1, partition ordering and a per-record handler (not inline), the
+  /// records run on the thread that calls run_here() (the adapter's fetch thread) instead of a worker;
+  /// the worker only promotes retries that are due and calls `wake`. An adapter that asks for it calls
+  /// run_here() after each offer, and keeps polling while a handler runs long (another of its threads
+  /// takes the polling over). Ignored for other subscriptions.
+  bool caller_runs{false};
 };
 
 /// Partitions to pause and to resume (the fetch loop applies them).
@@ -101,6 +107,18 @@ class ListenerContainer {
   /// `messages` comes back holding spare ones (handled records whose strings keep their capacity)
   /// for the caller to refill, or empty.
   void offer(std::vector<Message>& messages);
+  /// The fast path (ContainerRuntime::caller_runs): runs ready records on this thread, a unit's run
+  /// (up to 64 records) at a time, until `until` or until go_on() (asked after each run, with the container's
+  /// lock held: it must not call the container) says no. Does
+  /// nothing while another thread runs records here. Returns true when records are left ready (call
+  /// again soon); false also when the fast path is off.
+  bool run_here(std::chrono::steady_clock::time_point until, const std::function<bool()>& go_on);
+  /// Messages offered with deferred headers (DeferredHeaders) that the container still holds read
+  /// them now: the adapter's records they read from are about to go. (The fast path: records that ran
+  /// in run_here() needed none of it; this finds any left queued, for a retry or a later run.)
+  void resolve_deferred();
+  /// True when this container runs records on the caller of run_here().
+  [[nodiscard]] bool runs_on_caller() const noexcept;
   /// Partitions taken away: their queued and waiting records are dropped (not settled: read again by
   /// the next owner), running ones get up to the shutdown timeout. Returns their final positions
   /// (with metadata).
@@ -134,6 +152,8 @@ class ListenerContainer {
 
   /// Records offered and not yet settled or dropped.
   [[nodiscard]] std::size_t buffered() const;
+  /// Handler calls under way (after stop(): those that outlived its shutdown timeout).
+  [[nodiscard]] std::size_t running() const;
   /// Records waiting for a retry's backoff (or for their dead-letter publish to be tried again).
   [[nodiscard]] std::size_t retries_waiting() const;
   [[nodiscard]] const Subscription& subscription() const noexcept;

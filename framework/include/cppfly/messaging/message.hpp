@@ -100,6 +100,12 @@ struct DeferredHeaders {
   }
   /// The record goes away: headers not read by now are never needed.
   static void forget(Headers& headers) noexcept { headers.record_.store(nullptr, std::memory_order_release); }
+  /// True when `headers` still have to be read from their record.
+  [[nodiscard]] static bool pending(const Headers& headers) noexcept {
+    return headers.record_.load(std::memory_order_relaxed) != nullptr;
+  }
+  /// Reads deferred headers now (their record is about to go).
+  static void resolve(const Headers& headers) { headers.load(); }
   /// Replaces `headers` with what `read(record, entries)` gives, now (the entries keep their capacity).
   static void read_now(Headers& headers, const void* record, Headers::Reader read) {
     headers.record_.store(nullptr, std::memory_order_relaxed);

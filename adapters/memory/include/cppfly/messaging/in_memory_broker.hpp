@@ -71,8 +71,8 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   struct Routes;
   struct Topic;
   /// Publishes and dispatches; fills `result` when given.
-  void deliver(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
-  void dispatch(std::string_view topic, std::string value, PublishOptions options, DeliveryResult* result);
+  void deliver(std::string_view topic, std::string&& value, PublishOptions&& options, DeliveryResult* result);
+  void dispatch(std::string_view topic, std::string&& value, PublishOptions&& options, DeliveryResult* result);
   std::shared_ptr<const Topic> find_or_add_topic(std::string_view topic);
   [[nodiscard]] std::shared_ptr<ListenerContainer> make_container(const Subscription& subscription);
 
@@ -86,6 +86,12 @@ class InMemoryMessageBroker final : public MessageBrokerPort {
   std::condition_variable idle_;
   mutable std::mutex routes_mutex_;
   std::shared_ptr<const Routes> routes_;  // copy-on-write: publish reads a snapshot, subscribe swaps
+  // Every route (Topic) the snapshots held, kept while the broker lives (start() drops those of
+  // earlier runs when no delivery is under way): a publisher's per-thread cache of its last topic
+  // reads one without a lock or a reference count. `routes_generation_` changes (to a number no
+  // broker used before) whenever routes_ does: a cached route of another generation is not used.
+  std::vector<std::shared_ptr<const Topic>> all_routes_;  // under routes_mutex_
+  std::atomic<std::uint64_t> routes_generation_{0};
   std::vector<Subscription> subscriptions_;  // under routes_mutex_: start() makes their containers anew
   mutable std::mutex record_mutex_;
   std::deque<Message> record_;
