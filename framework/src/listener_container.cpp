@@ -849,6 +849,7 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
     // Without an observer the first attempt runs without the retry state (most records need none).
     if (subscription.container.observer == nullptr) {
       const RunningHere running_here(this, nullptr);
+      const TraceScope trace(message);
       try {
         call_handler(message);
         return;
