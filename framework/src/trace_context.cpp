@@ -167,15 +167,6 @@ std::string TraceContext::parent_span_id() const {
   return out;
 }
 
-void TraceContext::inject(Headers& headers) const {
-  headers.set(kTraceparentHeader, traceparent());
-  if (tracestate_.empty()) {
-    headers.erase(kTracestateHeader);
-  } else {
-    headers.set(kTracestateHeader, tracestate_);
-  }
-}
-
 TraceScope::TraceScope(TraceContext context) noexcept
     : resolved_(true), context_(std::move(context)), previous_(innermost) {
   innermost = this;

@@ -58,8 +58,6 @@ class Headers {
   }
   /// Replaces every header of that name with one value.
   void set(std::string_view name, std::string value);
-  /// Removes every header of that name.
-  void erase(std::string_view name);
   /// The last value given for `name`, if any.
   [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const;
   [[nodiscard]] bool contains(std::string_view name) const { return get(name).has_value(); }
@@ -155,11 +153,6 @@ inline void Headers::set(std::string_view name, std::string value) {
   load();
   std::erase_if(entries_, [&](const Entry& e) { return e.first == name; });
   entries_.emplace_back(std::string(name), std::move(value));
-}
-
-inline void Headers::erase(std::string_view name) {
-  load();
-  std::erase_if(entries_, [&](const Entry& e) { return e.first == name; });
 }
 
 inline std::optional<std::string_view> Headers::get(std::string_view name) const {

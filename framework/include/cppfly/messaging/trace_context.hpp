@@ -39,8 +39,6 @@ class TraceContext {
   [[nodiscard]] std::string span_id() const;         ///< 16 lower-case hex digits
   [[nodiscard]] std::string parent_span_id() const;  ///< 16 hex digits; empty for a trace's first span
   [[nodiscard]] bool sampled() const noexcept { return (flags_ & 1U) != 0; }
-  /// Writes `traceparent` and, when not empty, `tracestate` into `headers`, replacing what was there.
-  void inject(Headers& headers) const;
 
   friend bool operator==(const TraceContext&, const TraceContext&) = default;
 
