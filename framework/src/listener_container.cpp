@@ -644,9 +644,11 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
   }
 
   // --- workers -----------------------------------------------------------------------------
-  /// True when a unit became ready.
+  /// True when a unit became ready. Due units go before the units already ready, in the order they
+  /// fell due: a retry runs at its backoff, not behind the whole backlog fetched meanwhile (its record
+  /// is the oldest of its unit, and holds its partition's committed offset back).
   bool promote_due_locked(Clock::time_point now) {
-    bool promoted = false;
+    std::size_t promoted = 0;
     while (!timers.empty() && timers.begin()->first <= now) {
       Unit* unit = timers.begin()->second;
       timers.erase(timers.begin());
@@ -658,10 +660,10 @@ struct ListenerContainer::State : std::enable_shared_from_this<ListenerContainer
       unit->gate = 0;
       unit->waiting = false;
       unit->filling = false;
-      ready.push_back(unit);
-      promoted = true;
+      ready.insert(ready.begin() + static_cast<std::ptrdiff_t>(promoted), unit);
+      ++promoted;
     }
-    return promoted;
+    return promoted > 0;
   }
   /// A retry whose attempt count is not committed looks again this often, at most kGateMax past its due time.
   static constexpr std::chrono::milliseconds kGatePoll{5};

@@ -209,6 +209,46 @@ TEST_CASE("container: a retrying key does not delay another key", "[container][r
   CHECK(std::chrono::steady_clock::now() - start < 4s);
 }
 
+TEST_CASE("container: a due retry runs before the records that became ready while it waited", "[container][retry]") {
+  DeadLetters dead_letters;
+  Board board;
+  std::atomic<bool> a_failed{false};
+  const auto retry_delay = 10ms;
+  std::chrono::steady_clock::time_point a_failed_at;
+  ListenerContainer container(
+      Subscription{.topic = "t",
+                   .handler =
+                       [&](const Message& m) {
+                         board.note(m);
+                         if (*m.key == "A" && !a_failed.exchange(true)) {
+                           a_failed_at = std::chrono::steady_clock::now();
+                           throw std::runtime_error("A fails once");
+                         }
+                         // The first record after A's failure runs past A's due time.
+                         if (m.value == "1") std::this_thread::sleep_until(a_failed_at + 5 * retry_delay);
+                       },
+                   .group = "g",
+                   .container = {.ordering = Ordering::key,
+                                 .concurrency = 1,
+                                 .failure = {.retry = {.retries = 1, .delay = retry_delay}}}},
+      dead_letters, ContainerRuntime{.assign_on_offer = true});
+  container.start();
+  container.offer(record(0, 0, "A", "0"));
+  for (int i = 1; i <= 100; ++i) container.offer(record(0, i, numbered("B", i), std::to_string(i)));
+  REQUIRE(board.wait_for_count(102));
+  const auto seen = board.seen();
+  // One worker: A fails, record 1 runs while A's retry falls due, then A's retry comes before the
+  // 99 records that were ready long before it fell due.
+  CHECK(seen[0].value == "0");
+  CHECK(seen[1].value == "1");
+  CHECK(seen[2].value == "0");
+  CHECK(seen[2].attempt == 2);
+  CHECK(seen[3].value == "2");
+  const auto positions = container.stop();
+  REQUIRE(positions.size() == 1);
+  CHECK(positions[0].offset == 101);
+}
+
 TEST_CASE("container: exhausted retries go to the dead-letter topic and the unit moves on", "[container][dlq]") {
   DeadLetters dead_letters;
   Board board;
